@@ -1,0 +1,79 @@
+"""What every backend (the OVN lab, a kind cluster) offers the runner.
+
+The runner never knows which backend it drives: it creates the workload once, reconciles
+policy and label changes, and probes in batches. Backends report what they measured; they
+never decide whether it was right (that is the oracle's job).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubeovn_conformance.model import Scenario
+
+OBSERVATIONS = ("connected", "refused", "timeout", "error")
+
+
+class InfraError(RuntimeError):
+    """The backend or the probe agent failed: never to be read as a policy verdict."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing a client dials. `id` is opaque to the backend and comes back in the result."""
+
+    id: str
+    host: str
+    port: int
+    protocol: str  # TCP | UDP | SCTP
+
+
+@dataclass(frozen=True)
+class Observation:
+    id: str
+    observed: str  # one of OBSERVATIONS
+    elapsed_ms: float
+    reply: str = ""
+    detail: str = ""  # the error text when observed == "error"
+
+
+class Backend(abc.ABC):
+    """A place where a scenario becomes real.
+
+    Life cycle, driven by the runner for one case:
+      setup(workload) -> the workload with pod IPs and Service ClusterIPs filled in
+      reconcile(scenario)   any number of times: make policies and labels match exactly
+      probe(client, targets) any number of times
+      teardown()            always, also after errors and on Ctrl-C
+    """
+
+    name: str = "abstract"
+    mode: str = "overlay"  # overlay | underlay
+    kube_ovn_version: str = ""
+    supports_sctp: bool = False
+
+    @abc.abstractmethod
+    def setup(self, workload: Scenario) -> Scenario:
+        """Create namespaces, pods (each serving its declared ports with the probe agent) and
+        Services. Policies in `workload` are ignored here. Returns the workload with
+        `Pod.ip` and `Service.cluster_ip` set to what the backend assigned."""
+
+    @abc.abstractmethod
+    def reconcile(self, scenario: Scenario) -> None:
+        """Make the backend's NetworkPolicies and pod/namespace labels equal to `scenario`'s:
+        create, update and delete only what differs. Pods and Services do not change."""
+
+    @abc.abstractmethod
+    def probe(self, client: str, targets: Sequence[Target], timeout: float) -> list[Observation]:
+        """Dial every target from pod `client` ("ns/name") concurrently, in one round.
+        Raises InfraError when the round itself failed (agent missing, exec failed)."""
+
+    @abc.abstractmethod
+    def teardown(self) -> None:
+        """Remove everything setup created. Safe to call twice and after a failed setup."""
+
+    def collect_diagnostics(self, dest: Path, failing: Sequence[dict]) -> None:  # noqa: B027
+        """Write what helps explain `failing` probe records into `dest` (optional)."""
