@@ -140,10 +140,14 @@ class Pod:
     def to_manifest(self) -> dict[str, Any]:
         ports = [{"containerPort": p.port, "protocol": p.protocol, **({"name": p.name} if p.name else {})}
                  for p in self.ports]
-        return {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"namespace": self.namespace, "name": self.name, "labels": dict(self.labels)},
-                "spec": {"hostNetwork": self.host_network,
-                         "containers": [{"name": "agent", "image": "python:3.12-alpine", "ports": ports}]}}
+        out: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"namespace": self.namespace, "name": self.name, "labels": dict(self.labels)},
+            "spec": {"hostNetwork": self.host_network,
+                     "containers": [{"name": "agent", "image": "python:3.12-alpine", "ports": ports}]}}
+        if self.ip:
+            out["status"] = {"podIP": self.ip}  # the loader reads it back: ipBlock verdicts need it
+        return out
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,8 @@ class Service:
         return f"{self.namespace}/svc/{self.name}"
 
     def selects(self, pod: Pod) -> bool:
-        if self.selector is None or pod.namespace != self.namespace:
+        # An empty selector is no selector: Kubernetes manages no endpoints for it.
+        if not self.selector or pod.namespace != self.namespace:
             return False
         labels = pod.label_map
         return all(labels.get(k) == v for k, v in self.selector)
@@ -184,6 +189,8 @@ class Service:
                 item["nodePort"] = p.node_port
             ports.append(item)
         spec: dict[str, Any] = {"type": self.type, "ports": ports}
+        if self.cluster_ip:
+            spec["clusterIP"] = self.cluster_ip
         if self.selector is not None:
             spec["selector"] = dict(self.selector)
         return {"apiVersion": "v1", "kind": "Service",
@@ -345,6 +352,15 @@ class Scenario:
 
     def with_policies(self, policies: Iterable[NetworkPolicy]) -> Scenario:
         return replace(self, policies=tuple(policies))
+
+    def with_pod_labels(self, key: str, labels: Mapping[str, str]) -> Scenario:
+        return replace(self, pods=tuple(
+            replace(p, labels=tuple(sorted(labels.items()))) if p.key == key else p for p in self.pods))
+
+    def with_namespace_labels(self, name: str, labels: Mapping[str, str]) -> Scenario:
+        return replace(self, namespaces=tuple(
+            replace(n, labels=tuple(sorted(labels.items()))) if n.name == name else n
+            for n in self.namespaces))
 
     def with_pod_ips(self, ips: Mapping[str, str]) -> Scenario:
         return replace(self, pods=tuple(replace(p, ip=ips.get(p.key, p.ip)) for p in self.pods))
@@ -563,18 +579,31 @@ def _documents(docs: Iterable[Any]) -> Iterator[Mapping[str, Any]]:
             yield doc
 
 
+def _identify(doc: Any) -> str:
+    if not isinstance(doc, Mapping):
+        return "a document"
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {}
+    kind, name = doc.get("kind", "object"), meta.get("name", "?")
+    return f"{kind} {name}" if kind == "Namespace" else f"{kind} {meta.get('namespace') or 'default'}/{name}"
+
+
 def scenario_from_documents(docs: Iterable[tuple[str, Any]]) -> Scenario:
     """Build a scenario from (source, document) pairs; errors name the source."""
     groups: dict[type, list[Any]] = {Namespace: [], Pod: [], Service: [], NetworkPolicy: []}
     sources: list[str] = []
     for source, doc in docs:
         sources.append(source)
+        d: Any = doc
         try:
             for d in _documents([doc]):
                 obj = parse_object(d)
                 groups[type(obj)].append(obj)
         except ManifestError as e:
             raise ManifestError(f"{source}: {e}") from None
+        except (AttributeError, TypeError, KeyError) as e:
+            # A field of the wrong shape (a list where a map belongs, ...): still one line.
+            raise ManifestError(f"{source}: {_identify(d)}: malformed object "
+                                f"({type(e).__name__}: {e})") from None
     try:
         return Scenario(*(tuple(groups[t]) for t in (Namespace, Pod, Service, NetworkPolicy)))
     except ManifestError as e:

@@ -1,0 +1,309 @@
+"""The oracle: what Kubernetes says must happen to every probe of a scenario.
+
+Pure and cluster-free. Semantics follow the networking.k8s.io/v1 API reference and the
+NetworkPolicy concept page; design.md "Expected semantics" lists them. Every verdict carries
+a reason a person can act on.
+
+Service path: ClusterIP:port is judged on each backend pod at its resolved targetPort with
+the client pod as source, because that is what reaches the pod after DNAT. The Service port
+never enters the verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kubeovn_conformance.model import NetworkPolicy, Pod, PolicyPort, Rule, Scenario, Service
+
+ALLOW, DENY, UNDEFINED = "allow", "deny", "undefined"
+DIRECTIONS = ("Ingress", "Egress")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One thing a client can dial. `target` is "ns/pod" (path pod) or "ns/svc/name"."""
+
+    client: str
+    target: str
+    path: str  # "pod" | "service" | "nodeport"
+    port: int
+    target_port: int | str
+    protocol: str
+
+
+@dataclass(frozen=True)
+class Expectation:
+    probe: Probe
+    verdict: str
+    reason: str
+    # What the probe agent should see: "connected" (allowed, something listens), "refused"
+    # (allowed, nothing listens), "timeout" (denied: Kube-OVN drops), None (undefined).
+    expected_observed: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        p = self.probe
+        return {"client": p.client, "target": p.target, "path": p.path, "port": p.port,
+                "target_port": p.target_port, "protocol": p.protocol, "verdict": self.verdict,
+                "reason": self.reason, "expected_observed": self.expected_observed}
+
+
+class _Undetermined(Exception):
+    """The scenario lacks a fact the verdict needs (a pod IP for an ipBlock)."""
+
+
+class _CompiledPeer:
+    """A peer resolved once against the scenario: the set of pod keys it admits."""
+
+    __slots__ = ("admitted", "block", "description", "unknown_ip")
+
+    def __init__(self, admitted: frozenset[str], unknown_ip: frozenset[str], description: str,
+                 block: bool) -> None:
+        self.admitted = admitted
+        self.unknown_ip = unknown_ip
+        self.description = description
+        self.block = block
+
+
+class Oracle:
+    """Expected verdicts for one scenario. Selectors are resolved once, verdicts cached."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self._pods = {p.key: p for p in scenario.pods}
+        self._services = {s.key: s for s in scenario.services}
+        ns_labels = {n.name: n.label_map for n in scenario.namespaces}
+        self._ns_labels = ns_labels
+        # pod key -> direction -> policies that select it and have that type
+        self._isolating: dict[tuple[str, str], list[NetworkPolicy]] = {}
+        self._peers: dict[tuple[str, str, int], list[_CompiledPeer] | None] = {}
+        for pol in scenario.policies:
+            selected = [p for p in scenario.pods
+                        if p.namespace == pol.namespace and pol.pod_selector.matches(p.label_map)]
+            for direction in pol.types:
+                for pod in selected:
+                    self._isolating.setdefault((pod.key, direction), []).append(pol)
+                for i, rule in enumerate(pol.rules(direction)):
+                    self._peers[(pol.key, direction, i)] = self._compile_peers(pol, rule)
+        self._cache: dict[tuple[str, str, int, str], tuple[str, str]] = {}
+
+    # ------------------------------------------------------------------ compilation
+
+    def _compile_peers(self, pol: NetworkPolicy, rule: Rule) -> list[_CompiledPeer] | None:
+        if not rule.peers:  # missing or empty: every peer
+            return None
+        out = []
+        for peer in rule.peers:
+            if peer.ip_block is not None:
+                blk = peer.ip_block
+                admitted = frozenset(p.key for p in self.scenario.pods if p.ip and blk.contains(p.ip))
+                unknown = frozenset(p.key for p in self.scenario.pods if not p.ip)
+                out.append(_CompiledPeer(admitted, unknown, peer.describe(), True))
+                continue
+            admitted = frozenset(
+                p.key for p in self.scenario.pods
+                if (self._ns_labels_match(peer.namespace_selector, p.namespace)
+                    if peer.namespace_selector is not None else p.namespace == pol.namespace)
+                and (peer.pod_selector is None or peer.pod_selector.matches(p.label_map))
+            )
+            out.append(_CompiledPeer(admitted, frozenset(), peer.describe(), False))
+        return out
+
+    def _ns_labels_match(self, selector, namespace: str) -> bool:  # type: ignore[no-untyped-def]
+        return selector.matches(self._ns_labels.get(namespace, {}))
+
+    # ------------------------------------------------------------------ rules
+
+    @staticmethod
+    def _port_matches(ports: tuple[PolicyPort, ...] | None, port: int, protocol: str,
+                      dst: Pod) -> bool:
+        if not ports:  # missing or empty: every port and protocol
+            return True
+        for pp in ports:
+            if pp.protocol != protocol:
+                continue
+            if pp.port is None:
+                return True
+            if isinstance(pp.port, str):
+                # Named ports resolve on the destination pod, by name and protocol.
+                if dst.named_port(pp.port, protocol) == port:
+                    return True
+            elif pp.port == port or (pp.end_port is not None and pp.port <= port <= pp.end_port):
+                return True
+        return False
+
+    def _direction(self, direction: str, subject: Pod, peer: Pod, dst: Pod, port: int,
+                   protocol: str) -> tuple[bool, str]:
+        """Does `subject`'s `direction` admit traffic with `peer` to dst:port/protocol?"""
+        policies = self._isolating.get((subject.key, direction))
+        word = direction.lower()
+        if not policies:
+            return True, f"{subject.key} {word} not isolated"
+        undetermined = []
+        for pol in policies:
+            for i, rule in enumerate(pol.rules(direction)):
+                if not self._port_matches(rule.ports, port, protocol, dst):
+                    continue
+                peers = self._peers[(pol.key, direction, i)]
+                if peers is None:
+                    return True, f"{subject.key} {word} allowed by {pol.key} {word}[{i}] (any peer)"
+                for cp in peers:
+                    if peer.key in cp.admitted:
+                        return True, (f"{subject.key} {word} allowed by {pol.key} {word}[{i}] "
+                                      f"({cp.description})")
+                    if peer.key in cp.unknown_ip:
+                        undetermined.append(f"{pol.key} {word}[{i}] needs the IP of {peer.key}")
+        if undetermined:
+            raise _Undetermined("; ".join(undetermined))
+        names = ", ".join(p.key for p in policies)
+        other = f"from {peer.key}" if direction == "Ingress" else f"to {peer.key}"
+        return False, (f"{subject.key} {word} isolated by {names}; no rule allows "
+                       f"{protocol}/{port} {other}")
+
+    def pod_verdict(self, client: Pod, dst: Pod, port: int, protocol: str) -> tuple[str, str]:
+        """Verdict and reason for client -> dst.ip:port/protocol, direct to the pod."""
+        key = (client.key, dst.key, port, protocol)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        result = self._pod_verdict(client, dst, port, protocol)
+        self._cache[key] = result
+        return result
+
+    def _pod_verdict(self, client: Pod, dst: Pod, port: int, protocol: str) -> tuple[str, str]:
+        if client.key == dst.key:
+            return UNDEFINED, "loopback: a pod reaching itself is not policed (skipped upstream too)"
+        if client.host_network or dst.host_network:
+            who = client.key if client.host_network else dst.key
+            return UNDEFINED, f"{who} uses the host network: the API leaves host traffic implementation-defined"
+        try:
+            eg_ok, eg_reason = self._direction("Egress", client, dst, dst, port, protocol)
+            in_ok, in_reason = self._direction("Ingress", dst, client, dst, port, protocol)
+        except _Undetermined as e:
+            return UNDEFINED, f"undetermined: {e}"
+        if eg_ok and in_ok:
+            return ALLOW, f"{eg_reason}; {in_reason}"
+        return DENY, "; ".join(r for ok, r in ((eg_ok, eg_reason), (in_ok, in_reason)) if not ok)
+
+    # ------------------------------------------------------------------ probes
+
+    def expect(self, probe: Probe) -> Expectation:
+        client = self._pods[probe.client]
+        if probe.path == "pod":
+            dst = self._pods[probe.target]
+            assert isinstance(probe.target_port, int)
+            verdict, reason = self.pod_verdict(client, dst, probe.target_port, probe.protocol)
+            return Expectation(probe, verdict, reason,
+                               _observation(verdict, [dst.listens(probe.target_port, probe.protocol)]))
+        svc = self._service(probe.target)
+        if probe.path == "nodeport":
+            return Expectation(probe, UNDEFINED, f"{svc.key} nodePort {probe.port}: NodePort traffic "
+                               "may be SNAT'd to the node, so the API leaves it implementation-defined",
+                               None)
+        return self._service_expectation(probe, client, svc)
+
+    def _service(self, target: str) -> Service:
+        return self._services[target]
+
+    def _service_expectation(self, probe: Probe, client: Pod, svc: Service) -> Expectation:
+        sp = next(p for p in svc.ports if p.port == probe.port and p.protocol == probe.protocol)
+        via = f"via {svc.key}:{sp.port}/{sp.protocol}"
+        selected = self.scenario.backends(svc)
+        if not selected:
+            return Expectation(probe, UNDEFINED, f"{via}: no endpoints (the selector matches no pod)", None)
+        endpoints = resolve_endpoints(svc, sp.target_port, sp.protocol, selected)
+        if not endpoints:
+            return Expectation(probe, UNDEFINED, f"{via}: no endpoints (no selected pod declares "
+                               f"{sp.protocol} port {sp.target_port!r})", None)
+        if any(pod.key == client.key for pod, _ in endpoints):
+            return Expectation(probe, UNDEFINED, f"{via}: {client.key} reaches itself through its own "
+                               "Service (hairpin), implementation-defined", None)
+        verdicts = [(pod, tp, *self.pod_verdict(client, pod, tp, sp.protocol)) for pod, tp in endpoints]
+        kinds = {v for _, _, v, _ in verdicts}
+        if len(kinds) > 1:
+            parts = ", ".join(f"{pod.key}:{tp} {v}" for pod, tp, v, _ in verdicts)
+            return Expectation(probe, UNDEFINED, f"{via}: backends disagree ({parts}); the result "
+                               "depends on which backend the load balancer picks", None)
+        verdict = kinds.pop()
+        if verdict == UNDEFINED:
+            return Expectation(probe, UNDEFINED, f"{via}: {verdicts[0][3]}", None)
+        reasons = "; ".join(dict.fromkeys(f"-> {pod.key}:{tp}: {r}" for pod, tp, _, r in verdicts))
+        listening = [pod.listens(tp, sp.protocol) for pod, tp, _, _ in verdicts]
+        return Expectation(probe, verdict, f"{via} {reasons}", _observation(verdict, listening))
+
+    def probe_ports(self, dst: Pod) -> list[tuple[int, str]]:
+        """Ports probed on a destination pod: those it declares, plus the numeric ports of the
+        rules that can apply to it (ingress rules of policies selecting it, egress rules whose
+        peers admit it), so that "allowed, but nothing listens there" is probed too."""
+        ports = {(p.port, p.protocol) for p in dst.ports}
+        for pol in self.scenario.policies:
+            for direction in pol.types:
+                if direction == "Ingress" and pol not in self._isolating.get((dst.key, direction), ()):
+                    continue
+                for i, rule in enumerate(pol.rules(direction)):
+                    peers = self._peers[(pol.key, direction, i)]
+                    if direction == "Egress" and peers is not None and not any(
+                            dst.key in cp.admitted for cp in peers):
+                        continue
+                    for pp in rule.ports or ():
+                        if isinstance(pp.port, int):
+                            ports.add((pp.port, pp.protocol))
+                            if pp.end_port is not None:
+                                ports.add((pp.end_port, pp.protocol))
+        return sorted(ports, key=lambda x: (x[1], x[0]))
+
+    def probes(self, include_nodeport: bool = False) -> list[Probe]:
+        """Every probe of the matrix: each client to each other pod on each probe port, and to
+        each Service port. Loopback (a pod to itself) is not probed, as upstream does."""
+        scenario = self.scenario
+        port_cache = {p.key: self.probe_ports(p) for p in scenario.pods}
+        service_ports = []  # (service key, port, target port, protocol, node port)
+        for svc in scenario.services:
+            if svc.selector is None:
+                continue
+            backends = scenario.backends(svc)
+            for sp in svc.ports:
+                numbers = {n for _, n in resolve_endpoints(svc, sp.target_port, sp.protocol, backends)}
+                tp = numbers.pop() if len(numbers) == 1 else sp.target_port
+                service_ports.append((svc.key, sp.port, tp, sp.protocol, sp.node_port))
+        out = []
+        for client in scenario.pods:
+            for dst in scenario.pods:
+                if dst.key == client.key:
+                    continue
+                for port, proto in port_cache[dst.key]:
+                    out.append(Probe(client.key, dst.key, "pod", port, port, proto))
+            for key, port, tp, proto, node_port in service_ports:
+                out.append(Probe(client.key, key, "service", port, tp, proto))
+                if include_nodeport and node_port:
+                    out.append(Probe(client.key, key, "nodeport", node_port, tp, proto))
+        return out
+
+    def expectations(self, probes: Iterable[Probe] | None = None) -> list[Expectation]:
+        return [self.expect(p) for p in (self.probes() if probes is None else probes)]
+
+
+def _observation(verdict: str, listening: list[bool]) -> str | None:
+    if verdict == DENY:
+        return "timeout"  # Kube-OVN drops denied packets: no RST, no ICMP
+    if verdict != ALLOW:
+        return None
+    if all(listening):
+        return "connected"
+    return "refused" if not any(listening) else None
+
+
+def resolve_endpoints(svc: Service, target_port: int | str, protocol: str,
+                      pods: Iterable[Pod]) -> list[tuple[Pod, int]]:
+    """Backends and the pod port each one receives; a pod without the named port is no endpoint."""
+    out = []
+    for pod in pods:
+        if isinstance(target_port, int):
+            out.append((pod, target_port))
+        else:
+            number = pod.named_port(target_port, protocol)
+            if number is not None:
+                out.append((pod, number))
+    return out
+
+
