@@ -1,0 +1,199 @@
+"""pytest integration: options, the backend and runner fixtures, case parametrization.
+
+Suites declare `CASES` (a list of runner.Case) and a test taking `case` and `conformance`;
+this plugin parametrizes them with readable ids (`underlay-egress-allow-target-port`), runs
+them on the chosen backend, and writes results, cases and summary into reports/<run-id>/.
+Skips are decided by configuration (backend and mode), never by what a cluster answers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubeovn_conformance.backends.base import Backend, InfraError
+from kubeovn_conformance.results import RunInfo, new_run_id, read_jsonl
+from kubeovn_conformance.runner import Case, Runner
+
+RUN_ID_KEY = "kubeovn_conformance_run_id"
+_OPEN: list[Conformance] = []  # closed at session end even when Ctrl-C skipped fixture teardown
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("kubeovn-conformance", "Kube-OVN NetworkPolicy conformance")
+    g.addoption("--backend", choices=("lab", "kind"), default="lab",
+                help="where cases run: lab (real OVN on network namespaces) or kind (a cluster)")
+    g.addoption("--mode", choices=("overlay", "underlay"), default="overlay",
+                help="Kube-OVN network mode of the default subnet")
+    g.addoption("--kube-ovn-version", default=None,
+                help="Kube-OVN version under test (kind: as installed by scripts/cluster-up)")
+    g.addoption("--kubeconfig", default=None, help="kind: kubeconfig of the cluster")
+    g.addoption("--lab-profile", default=None,
+                help="lab: Kube-OVN translation profile (e.g. v1.16, pre-v1.11.2); default newest")
+    g.addoption("--vlan-id", type=int, default=100, help="lab underlay: VLAN tag (0 = untagged)")
+    g.addoption("--probe-timeout", type=float, default=1.0, help="seconds per probe")
+    g.addoption("--deadline", type=float, default=10.0,
+                help="seconds from applying a policy until observed must agree with expected")
+    g.addoption("--run-id", default=None, help="name of reports/<run-id>/ (default: time-backend-mode)")
+    g.addoption("--reports-dir", default="reports", help="where run directories go")
+
+
+def _run_id(config: pytest.Config) -> str:
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and RUN_ID_KEY in worker:
+        return str(worker[RUN_ID_KEY])
+    if not getattr(config, "_kubeovn_run_id", None):
+        config._kubeovn_run_id = config.getoption("--run-id") or new_run_id(  # type: ignore[attr-defined]
+            config.getoption("--backend"), config.getoption("--mode"))
+    return str(config._kubeovn_run_id)  # type: ignore[attr-defined]
+
+
+def _uses_suites(config: pytest.Config) -> bool:
+    return any("suites" in Path(str(a)).parts or str(a).startswith("suites") for a in config.args)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not _uses_suites(config) or hasattr(config, "workerinput"):
+        return
+    run_dir = Path(config.getoption("--reports-dir")) / _run_id(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not config.option.xmlpath:
+        config.option.xmlpath = str(run_dir / "junit.xml")
+
+
+def pytest_configure_node(node: Any) -> None:  # xdist: every worker writes into the same run
+    node.workerinput[RUN_ID_KEY] = _run_id(node.config)
+
+
+def _version(config: pytest.Config) -> str:
+    if config.getoption("--backend") == "lab":
+        from kubeovn_conformance.backends.lab.profile import DEFAULT, get_profile
+
+        profile = get_profile(config.getoption("--lab-profile") or DEFAULT.name)
+        return f"lab:{profile.name}"
+    return config.getoption("--kube-ovn-version") or "unknown"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    cases: list[Case] = getattr(metafunc.module, "CASES", [])
+    mode = metafunc.config.getoption("--mode")
+    metafunc.parametrize("case", cases, ids=[f"{mode}-{c.id}" for c in cases])
+
+
+def make_backend(config: pytest.Config, run_id: str) -> Backend:
+    mode = config.getoption("--mode")
+    if config.getoption("--backend") == "lab":
+        from kubeovn_conformance.backends.lab.backend import LabBackend
+        from kubeovn_conformance.backends.lab.profile import DEFAULT, get_profile
+
+        profile = get_profile(config.getoption("--lab-profile") or DEFAULT.name)
+        return LabBackend(mode=mode, profile=profile, vlan_id=config.getoption("--vlan-id"))
+    from kubeovn_conformance.backends.kind import KindBackend
+
+    return KindBackend(kubeconfig=config.getoption("--kubeconfig"), mode=mode,
+                       kube_ovn_version=config.getoption("--kube-ovn-version") or "unknown",
+                       run_id=run_id)
+
+
+class Conformance:
+    """What a suite test talks to: run a case, fail with the truth tables when it disagrees."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        run_id = _run_id(config)
+        worker = getattr(config, "workerinput", {}).get("workerid", "")
+        self.backend = make_backend(config, f"{run_id}-{worker}" if worker else run_id)
+        profile = config.getoption("--lab-profile") or ""
+        self.run = RunInfo(run_id, config.getoption("--backend"), config.getoption("--mode"),
+                           _version(config), profile,
+                           Path(config.getoption("--reports-dir")) / run_id)
+        self.run.prepare()
+        self.runner = Runner(self.backend, self.run, config.getoption("--probe-timeout"),
+                             config.getoption("--deadline"))
+
+    def skip_reason(self, case: Case) -> str | None:
+        if "SCTP" in case.protocols and not self.backend.supports_sctp:
+            return (f"SCTP needs kernel SCTP, which the {self.backend.name} backend does not have "
+                    "(userspace datapath); the kind backend runs it")
+        return None
+
+    def check(self, case: Case) -> None:
+        reason = self.skip_reason(case)
+        if reason:
+            self.run.case_record(case.id, direction=case.direction, outcome="skipped", probes=0,
+                                 mismatches=0, convergence_ms=None, duration_s=0.0, skip_reason=reason)
+            pytest.skip(reason)
+        try:
+            report = self.runner.run_case(case)
+        except InfraError as e:
+            self.run.case_record(case.id, direction=case.direction, outcome="infra-error", probes=0,
+                                 mismatches=0, convergence_ms=None, duration_s=0.0, skip_reason=None,
+                                 error=str(e))
+            pytest.fail(f"infra-error (not a policy verdict): {e}", pytrace=False)
+        if report.outcome == "pass":
+            return
+        failing = [{**c.record(), "case": case.id, "step": s.name}
+                   for s in report.steps for c in s.mismatches]
+        diag = self.run.directory / "diagnostics" / f"{self.run.mode}-{case.id}"
+        try:
+            self.backend.collect_diagnostics(diag, failing)
+        except Exception as e:  # diagnostics must never hide the verdict
+            failing.append({"diagnostics_error": str(e)})
+        reproduce = getattr(self.backend, "reproduce_command", None)
+        text = report.failure_text(reproduce)
+        prefix = "infra-error (not a policy verdict)" if report.outcome == "infra-error" else "mismatch"
+        pytest.fail(f"{prefix}: {case.id} ({case.description})\n\n{text}", pytrace=False)
+
+    def close(self) -> None:
+        if self in _OPEN:
+            _OPEN.remove(self)
+        self.runner.close()
+
+
+@pytest.fixture(scope="session")
+def conformance(request: pytest.FixtureRequest) -> Any:
+    c = Conformance(request.config)
+    _OPEN.append(c)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for c in list(_OPEN):
+        c.close()
+    config = session.config
+    if not _uses_suites(config) or hasattr(config, "workerinput"):
+        return
+    run_dir = Path(config.getoption("--reports-dir")) / _run_id(config)
+    if not (run_dir / "cases.jsonl").exists():
+        return
+    info = RunInfo(_run_id(config), config.getoption("--backend"), config.getoption("--mode"),
+                   _version(config), config.getoption("--lab-profile") or "", run_dir,
+                   started=getattr(config, "_kubeovn_started", time.time()))
+    summary = info.write_summary()
+    probes = len(read_jsonl(info.results_path))
+    config._kubeovn_totals = (len(summary["cases"]), probes,  # type: ignore[attr-defined]
+                              time.time() - info.started)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config._kubeovn_started = time.time()  # type: ignore[attr-defined]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    totals = getattr(config, "_kubeovn_totals", None)
+    if totals:
+        cases, probes, seconds = totals
+        run_dir = Path(config.getoption("--reports-dir")) / _run_id(config)
+        terminalreporter.write_line(
+            f"kubeovn-conformance: {cases} cases, {probes} probes, {seconds:.1f}s; "
+            f"results in {run_dir}{os.sep}")

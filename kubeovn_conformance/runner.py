@@ -1,0 +1,325 @@
+"""The runner: put a case on a backend, wait until the dataplane agrees, record.
+
+For each step of a case: ask the oracle for the expected verdict of every probe, apply the
+step's policies and labels, probe the whole matrix in one batched round per client, then
+re-probe only the cells that still differ until they agree or the deadline passes. A deny
+counts only after two consecutive matching samples (one lucky timeout proves nothing). An
+agent or dataplane failure is an infra-error, never a deny.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from kubeovn_conformance import truthtable
+from kubeovn_conformance.backends.base import Backend, InfraError, Observation, Target
+from kubeovn_conformance.model import Scenario
+from kubeovn_conformance.oracle import UNDEFINED, Expectation, Oracle, Probe
+from kubeovn_conformance.results import RunInfo
+
+# --------------------------------------------------------------------------- cases
+
+
+@dataclass(frozen=True)
+class Step:
+    """One state of a case. `build` turns the running workload (pod IPs and ClusterIPs known)
+    into the scenario to reconcile: its policies and its pod and namespace labels."""
+
+    name: str
+    build: Callable[[Scenario], Scenario]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str  # mode-independent, e.g. "egress-allow-target-port"
+    direction: str  # ingress | egress | both | none
+    workload: Scenario  # namespaces, pods, Services; its policies are ignored
+    steps: tuple[Step, ...]
+    description: str = ""
+
+    @property
+    def protocols(self) -> set[str]:
+        return {p.protocol for pod in self.workload.pods for p in pod.ports}
+
+    @classmethod
+    def from_scenario(cls, case_id: str, direction: str, scenario: Scenario,
+                      description: str = "") -> Case:
+        """A one-step case: the workload and policies exactly as in `scenario` (e.g. manifests)."""
+        workload = scenario.with_policies(())
+        policies = scenario.policies
+        return cls(case_id, direction, workload,
+                   (Step("initial", lambda w: w.with_policies(policies)),), description)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Cell:
+    expectation: Expectation
+    target: Target
+    observed: str | None = None
+    detail: str = ""
+    attempts: int = 0
+    elapsed_ms: float = 0.0
+    streak: int = 0  # consecutive samples that matched the expectation
+    done: bool = False
+
+    @property
+    def probe(self) -> Probe:
+        return self.expectation.probe
+
+    @property
+    def outcome(self) -> str:
+        if self.expectation.verdict == UNDEFINED:
+            return "undefined"
+        if self.observed == self.expectation.expected_observed and self.done:
+            return "pass"
+        if self.observed in (None, "error"):
+            return "infra-error"
+        return "fail"
+
+    def record(self) -> dict[str, object]:
+        return {**self.expectation.to_dict(), "observed": self.observed, "outcome": self.outcome,
+                "attempts": self.attempts, "elapsed_ms": round(self.elapsed_ms, 2),
+                **({"detail": self.detail} if self.detail else {})}
+
+
+@dataclass
+class StepReport:
+    name: str
+    cells: list[Cell]
+    convergence_ms: float | None  # None: never agreed before the deadline
+    rounds: int
+
+    @property
+    def mismatches(self) -> list[Cell]:
+        return [c for c in self.cells if c.outcome in ("fail", "infra-error")]
+
+
+@dataclass
+class CaseReport:
+    case: Case
+    steps: list[StepReport] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def probes(self) -> int:
+        return sum(len(s.cells) for s in self.steps)
+
+    @property
+    def outcome(self) -> str:
+        outcomes = {c.outcome for s in self.steps for c in s.cells}
+        if "fail" in outcomes:
+            return "fail"
+        return "infra-error" if "infra-error" in outcomes else "pass"
+
+    @property
+    def convergence_ms(self) -> float | None:
+        values = [s.convergence_ms for s in self.steps]
+        return None if any(v is None for v in values) else max(values, default=0.0)  # type: ignore[type-var]
+
+    def failure_text(self, reproduce: Callable[[Probe, Target], str] | None = None) -> str:
+        parts = []
+        for step in self.steps:
+            if not step.mismatches:
+                continue
+            records = [c.record() for c in step.cells]
+            parts.append(f"step {step.name}: {len(step.mismatches)} of {len(step.cells)} probes "
+                         f"disagree after {step.rounds} rounds")
+            parts.append(truthtable.render_all(records, truthtable.expected_mark, "expected: "))
+            parts.append(truthtable.render_all(records, truthtable.observed_mark, "observed: "))
+            parts.append(truthtable.render_all(records, truthtable.diff_mark, "diff (X = wrong): "))
+            for c in step.mismatches:
+                p = c.probe
+                line = (f"  {p.client} -> {p.target} {p.path} {p.port}/{p.protocol} "
+                        f"(target port {p.target_port}): expected {c.expectation.verdict} "
+                        f"({c.expectation.expected_observed}), observed {c.observed}"
+                        f"{' ' + c.detail if c.detail else ''}\n    because {c.expectation.reason}")
+                if reproduce:
+                    line += f"\n    reproduce: {reproduce(p, c.target)}"
+                parts.append(line)
+        return "\n\n".join(parts)
+
+
+# --------------------------------------------------------------------------- runner
+
+
+class Runner:
+    """Drives cases on one backend. Workloads are set up once and reused by consecutive
+    cases that share them (as the upstream e2e reuses its pods), reset between cases."""
+
+    def __init__(self, backend: Backend, run: RunInfo | None = None, probe_timeout: float = 1.0,
+                 deadline: float = 10.0, ready_deadline: float = 60.0,
+                 log: Callable[[str], None] = lambda _msg: None) -> None:
+        self.backend = backend
+        self.run = run
+        self.probe_timeout = probe_timeout
+        self.deadline = deadline
+        self.ready_deadline = ready_deadline
+        self.log = log
+        self._workload: Scenario | None = None  # as given by the case
+        self._live: Scenario | None = None  # as realized (IPs filled in)
+        self.probe_rounds = 0
+        self.probes_sent = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def realize(self, workload: Scenario) -> Scenario:
+        if self._workload == workload and self._live is not None:
+            return self._live
+        self.close()
+        self._workload = workload
+        start = time.monotonic()
+        self._live = self.backend.setup(workload)
+        self._wait_until_serving(self._live)
+        self.log(f"workload up: {len(workload.pods)} pods, {len(workload.services)} services "
+                 f"in {time.monotonic() - start:.1f}s")
+        return self._live
+
+    def close(self) -> None:
+        if self._workload is not None:
+            self._workload = self._live = None
+            self.backend.teardown()
+
+    def _wait_until_serving(self, live: Scenario) -> None:
+        """Before any policy: every server port must answer, so a later "deny" can never
+        pass because a server is down."""
+        probes = []
+        pods = [p for p in live.pods if not p.host_network]
+        for i, dst in enumerate(pods):
+            client = pods[1] if i == 0 and len(pods) > 1 else pods[0]
+            if client.key == dst.key:
+                continue
+            probes += [Probe(client.key, dst.key, "pod", cp.port, cp.port, cp.protocol)
+                       for cp in dst.ports if cp.protocol in self._protocols()]
+        oracle = Oracle(live.with_policies(()))
+        for p in oracle.probes():
+            if p.path == "service" and p.client == pods[0].key:
+                probes.append(p)
+        expectations = [e for e in oracle.expectations(probes) if e.expected_observed == "connected"]
+        deadline = time.monotonic() + self.ready_deadline
+        pending = self._cells(live, expectations)
+        while pending:
+            self._round(pending)
+            pending = [c for c in pending if c.observed != "connected"]
+            if pending and time.monotonic() > deadline:
+                missing = ", ".join(f"{c.probe.target}:{c.probe.port}/{c.probe.protocol} from "
+                                    f"{c.probe.client} ({c.observed} {c.detail})".strip()
+                                    for c in pending[:5])
+                raise InfraError(f"servers not answering before any policy: {missing}")
+            if pending:
+                time.sleep(0.2)
+
+    def _protocols(self) -> set[str]:
+        return {"TCP", "UDP", "SCTP"} if self.backend.supports_sctp else {"TCP", "UDP"}
+
+    # ------------------------------------------------------------------ cases
+
+    def run_case(self, case: Case) -> CaseReport:
+        started = time.monotonic()
+        report = CaseReport(case)
+        live = self.realize(case.workload)
+        try:
+            for step in case.steps:
+                scenario = step.build(live)
+                report.steps.append(self._run_step(case, step.name, scenario))
+        finally:
+            report.duration_s = time.monotonic() - started
+            # Back to the bare workload: no policies, original labels, for the next case.
+            self.backend.reconcile(live)
+        if self.run is not None:
+            self.run.case_record(case.id, direction=case.direction, outcome=report.outcome,
+                                 probes=report.probes,
+                                 mismatches=sum(len(s.mismatches) for s in report.steps),
+                                 convergence_ms=report.convergence_ms,
+                                 duration_s=round(report.duration_s, 3), skip_reason=None)
+        return report
+
+    def _run_step(self, case: Case, step: str, scenario: Scenario) -> StepReport:
+        oracle = Oracle(scenario)
+        protocols = self._protocols()
+        expectations = [oracle.expect(p) for p in oracle.probes() if p.protocol in protocols]
+        cells = self._cells(scenario, expectations)
+        applied = time.monotonic()
+        self.backend.reconcile(scenario)
+        convergence, rounds = self._converge(cells, applied)
+        report = StepReport(step, cells, convergence, rounds)
+        if self.run is not None:
+            extra = {"case": case.id, "step": step, "direction": case.direction,
+                     "convergence_ms": convergence}
+            self.run.probe_records({**c.record(), **extra} for c in cells)
+        return report
+
+    def _cells(self, live: Scenario, expectations: Sequence[Expectation]) -> list[Cell]:
+        ips = {p.key: p.ip for p in live.pods}
+        vips = {s.key: s.cluster_ip for s in live.services}
+        cells = []
+        for i, e in enumerate(expectations):
+            p = e.probe
+            host = ips.get(p.target) if p.path == "pod" else vips.get(p.target)
+            if p.path == "nodeport" or not host:
+                continue
+            cells.append(Cell(e, Target(str(i), host, p.port, p.protocol)))
+        return cells
+
+    def _converge(self, cells: list[Cell], applied: float) -> tuple[float | None, int]:
+        pending = list(cells)
+        rounds = 0
+        while pending:
+            self._round(pending)
+            rounds += 1
+            for c in pending:
+                if c.expectation.verdict == UNDEFINED:
+                    c.done = True  # recorded once, never re-probed, never failed
+                elif c.observed == c.expectation.expected_observed:
+                    c.streak += 1
+                    c.done = c.expectation.expected_observed != "timeout" or c.streak >= 2
+                else:
+                    c.streak = 0
+            pending = [c for c in pending if not c.done]
+            elapsed = time.monotonic() - applied
+            if not pending:
+                return elapsed * 1000.0, rounds
+            if all(c.streak for c in pending):
+                continue  # only confirmations left: probe again at once, even at the deadline
+            if elapsed > self.deadline:
+                return None, rounds
+            time.sleep(0.1)
+        return (time.monotonic() - applied) * 1000.0, rounds
+
+    def _round(self, cells: Sequence[Cell]) -> None:
+        """One batched probe round: one agent call per client, all clients in parallel."""
+        by_client: dict[str, list[Cell]] = {}
+        for c in cells:
+            by_client.setdefault(c.probe.client, []).append(c)
+        self.probe_rounds += 1
+        self.probes_sent += len(cells)
+
+        def one(client: str) -> tuple[str, list[Observation] | InfraError]:
+            try:
+                return client, self.backend.probe(client, [c.target for c in by_client[client]],
+                                                  self.probe_timeout)
+            except InfraError as e:
+                return client, e
+
+        with ThreadPoolExecutor(max_workers=min(16, len(by_client) or 1)) as pool:
+            results = list(pool.map(one, by_client))
+        for client, result in results:
+            group = by_client[client]
+            if isinstance(result, InfraError):
+                for c in group:
+                    c.observed, c.detail, c.attempts = "error", f"infra: {result}", c.attempts + 1
+                continue
+            seen = {o.id: o for o in result}
+            for c in group:
+                c.attempts += 1
+                o = seen.get(c.target.id)
+                if o is None:
+                    c.observed, c.detail = "error", "infra: the agent returned no result"
+                else:
+                    c.observed, c.elapsed_ms = o.observed, o.elapsed_ms
+                    c.detail = f"({o.detail})" if o.observed == "error" and o.detail else ""
