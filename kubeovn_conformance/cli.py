@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "to each other pod on its ports (path 'pod') and to each Service port (path 'service').",
         epilog="examples:\n"
         f"  {PROG} expect examples/underlay-bug/ingress-allow-service-port.yaml\n"
+        f"  {PROG} expect examples/underlay-bug/egress-allow-named-port.yaml --reasons\n"
         f"  {PROG} expect workload.yaml policies.yaml --format json | jq '.[] | select(.verdict==\"deny\")'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "object per probe with client, target, path, port, target_port, protocol, "
                      "verdict, reason (e.g. --format json)")
     exp.add_argument("--reasons", action="store_true",
-                     help="with --format table, also list the reason of every verdict")
+                     help="with --format table, also list the reason of every verdict "
+                     "(e.g. --reasons)")
     exp.set_defaults(func=_cmd_expect)
 
     _add_optional_commands(sub)
@@ -78,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Commands that live in their own modules register themselves here."""
+    from kubeovn_conformance import report
+    from kubeovn_conformance.backends.lab import cli as lab_cli
+
+    lab_cli.register(sub)
+    report.add_subcommands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

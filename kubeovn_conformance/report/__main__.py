@@ -1,0 +1,5 @@
+import sys
+
+from kubeovn_conformance.report import main
+
+sys.exit(main())

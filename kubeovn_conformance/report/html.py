@@ -1,0 +1,112 @@
+"""One self-contained HTML page (inline CSS, JS and data; no network) for one or many runs."""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from kubeovn_conformance.report.matrix import STATES, Matrix, column_label, run_stats, tables
+
+# The page loads nothing: everything it needs is inline, and the browser is told so.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+SYMBOLS = {"pass": "ok", "fail": "FAIL", "known": "known", "undefined": "undef",
+           "infra-error": "INFRA", "skipped": "skip"}
+
+
+def _asset(name: str) -> str:
+    return resources.files("kubeovn_conformance.report").joinpath(name).read_text("utf-8")
+
+
+def _json_for_script(obj: object) -> str:
+    # Inside <script> only "</" and "<!--" could end or confuse the element; escaping <, >
+    # and & as JSON unicode escapes rules that out whatever the names contain.
+    text = json.dumps(obj, ensure_ascii=True, sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def payload(matrix: Matrix) -> dict[str, Any]:
+    columns = []
+    for col in matrix.columns:
+        run = next(r for r in matrix.runs if r.column == col)
+        columns.append({
+            "key": f"{col[0]}|{col[1]}", "version": col[0], "mode": col[1],
+            "label": column_label(col), "backend": run.backend, "run_id": run.run_id,
+        })
+    cases = []
+    for name in matrix.cases:
+        results = [c.result for (n, _), c in matrix.cells.items() if n == name]
+        cases.append({
+            "name": name,
+            "directions": sorted({d for r in results for d in r.directions}),
+            "paths": sorted({p for r in results for p in r.paths}),
+            "protocols": sorted({p for r in results for p in r.protocols}),
+        })
+    cells = []
+    for (name, col), cell in matrix.cells.items():
+        res = cell.result
+        issue = cell.issue
+        cells.append({
+            "case": name, "col": f"{col[0]}|{col[1]}", "state": cell.state,
+            "fixed": cell.fixed_hint,
+            "issue": {"id": issue.id, "url": issue.url, "explanation": issue.explanation}
+            if issue else None,
+            "probes": res.probes, "mismatches": res.mismatches,
+            "convergence_ms": res.convergence_ms, "duration_s": res.duration_s,
+            "skip_reason": res.skip_reason, "tables": tables(res.records),
+        })
+    return {"columns": columns, "cases": cases, "cells": cells, "states": list(STATES)}
+
+
+def render(matrix: Matrix, title: str = "Kube-OVN NetworkPolicy conformance") -> str:
+    counts = matrix.counts()
+    esc = html.escape
+    runs = "".join(
+        f"<li>{esc(r.run_id)}: {esc(r.backend)} {esc(r.version)} {esc(r.mode)}"
+        f"{' (interrupted: last result line cut off)' if r.truncated else ''}"
+        f"{f', started {esc(str(r.started))}' if r.started else ''}; {esc(run_stats(r))}</li>"
+        for r in matrix.runs
+    ) + "".join(
+        f"<li>{esc(old)}: not shown, {esc(new)} is the later run of the same version and mode</li>"
+        for old, new in matrix.superseded.items()
+    )
+    legend = "".join(
+        f'<span class="s-{s}">{SYMBOLS[s]} = {s} ({counts[s]})</span>' for s in STATES
+    ) + f'<span class="fixed-legend">fixed? = matches a known issue but passed ({counts["fixed?"]})</span>'
+    unseen = "".join(
+        f'<li><a href="{esc(i.url)}" rel="noreferrer">{esc(i.id)}</a>: explains no failure '
+        f"in these runs. {esc(i.explanation)}</li>"
+        for i in matrix.unseen_issues()
+    )
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<title>{esc(title)}</title>
+<style>
+{_asset("report.css")}
+</style>
+</head>
+<body>
+<h1>{esc(title)}</h1>
+<p class="muted">{len(matrix.cases)} cases, {len(matrix.columns)} version/mode columns, generated {generated}.
+Click a cell for its truth tables.</p>
+<p class="legend">{legend}</p>
+<details><summary>Runs ({len(matrix.runs)})</summary><ul>{runs}</ul></details>
+{f"<details><summary>Known issues to re-check</summary><ul>{unseen}</ul></details>" if unseen else ""}
+<div id="filters"></div>
+<noscript><p>This page needs JavaScript; the Markdown summary has the same grid.</p></noscript>
+<table id="grid" class="grid"></table>
+<section id="details"></section>
+<script id="report-data" type="application/json">{_json_for_script(payload(matrix))}</script>
+<script>
+{_asset("report.js")}
+</script>
+</body>
+</html>
+"""
