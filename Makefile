@@ -45,6 +45,60 @@ lab-up: $(PY) ## start a long-lived OVN lab (pytest --backend lab attaches to it
 lab-down: $(PY) ## stop the lab and remove everything it made
 	$(VENV)/bin/kubeovn-conformance lab down
 
-clean: ## remove the virtualenv, caches and reports
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+bench: $(PY) ## measure probe rounds, batching, oracle throughput, convergence (lab, root)
+	$(PY) -m kubeovn_conformance.bench --out $(REPORTS)
+
+report: $(PY) ## HTML report of every run in reports/ (reports/index.html)
+	$(VENV)/bin/kubeovn-conformance report $(REPORTS) -o $(REPORTS)/index.html --known clusters/known-issues.yaml
+	@echo "open $(REPORTS)/index.html"
+
+# --- kind clusters with Kube-OVN (scripts/, clusters/, kubeovn_conformance/clusters.py) ---
+MODE ?=
+KUBE_OVN_VERSION ?=
+CLUSTER_NAME ?= kube-ovn
+VLAN_ID ?= 0
+KIND_KUBECONFIG = .cache/kind/$(CLUSTER_NAME)/kubeconfig
+KOC_VERSION = $(or $(KUBE_OVN_VERSION),$$($(PY) -m kubeovn_conformance.clusters default))
+KOC_VLAN = $(if $(filter-out 0,$(VLAN_ID)),--vlan-id $(VLAN_ID))
+
+.PHONY: e2e e2e-matrix cluster-up cluster-plan cluster-down diagnostics
+
+cluster-up: $(PY) ## kind + Kube-OVN: [MODE=overlay|underlay] [KUBE_OVN_VERSION=vX.Y.Z] [VLAN_ID=N]
+	scripts/cluster-up $(or $(MODE),overlay) $(KOC_VERSION) --name $(CLUSTER_NAME) $(KOC_VLAN)
+
+cluster-plan: $(PY) ## print the commands cluster-up would run (changes nothing)
+	scripts/cluster-up $(or $(MODE),overlay) $(KOC_VERSION) --name $(CLUSTER_NAME) $(KOC_VLAN) --dry-run
+
+cluster-down: ## delete the kind cluster
+	scripts/cluster-down --name $(CLUSTER_NAME)
+
+diagnostics: $(PY) ## collect diagnostics of the kind cluster into $(REPORTS)/diagnostics
+	scripts/collect-diagnostics --name $(CLUSTER_NAME) --out $(REPORTS)/diagnostics
+
+# Per mode: cluster-up (reuses a healthy cluster of the same mode and version), the suites,
+# and on failure the diagnostics into the run directory.
+e2e: $(PY) ## the suites on kind with Kube-OVN (Docker): [MODE=...] [KUBE_OVN_VERSION=...]
+	@set -e; version=$(KOC_VERSION); \
+	for mode in $(or $(MODE),$(MODES)); do \
+	  scripts/cluster-up $$mode $$version --name $(CLUSTER_NAME) $(KOC_VLAN); \
+	  run_id=$$(date -u +%Y%m%dT%H%M%SZ)-kind-$$mode-$$version; \
+	  if ! $(PYTEST) suites --backend kind --mode $$mode --kube-ovn-version $$version \
+	      --kubeconfig $(KIND_KUBECONFIG) --reports-dir $(REPORTS) --run-id $$run_id \
+	      -p no:cacheprovider $(PYTEST_ARGS); then \
+	    scripts/collect-diagnostics --name $(CLUSTER_NAME) --out $(REPORTS)/$$run_id/diagnostics \
+	      --probes $(REPORTS)/$$run_id/results.jsonl || true; \
+	    exit 1; \
+	  fi; \
+	done
+
+e2e-matrix: $(PY) ## make e2e for every version of clusters/versions.yaml, then the report
+	@set -e; failed=0; \
+	for version in $$($(PY) -m kubeovn_conformance.clusters matrix --format lines | cut -d" " -f1 | uniq); do \
+	  $(MAKE) --no-print-directory e2e KUBE_OVN_VERSION=$$version || failed=1; \
+	done; \
+	$(MAKE) --no-print-directory report; exit $$failed
+
+clean: ## remove clusters, downloaded tools, the virtualenv, caches and reports
+	-[ -x scripts/cluster-down ] && scripts/cluster-down --name $(CLUSTER_NAME)
+	rm -rf $(VENV) .bin .cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
 	find $(REPORTS) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
