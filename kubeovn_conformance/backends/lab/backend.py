@@ -1,0 +1,378 @@
+"""The OVN lab backend: real OVN on network namespaces, no Docker, no Kubernetes.
+
+The backend plays kube-ovn-controller (logical ports, load balancers, and through
+`translate` the NetworkPolicy ACLs) and kubelet (a namespace and a probe agent per pod).
+It attaches to a lab started with `kubeovn-conformance lab up` when one runs (and leaves
+its daemons up), otherwise it starts one and stops it again in teardown().
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from kubeovn_conformance import agent
+from kubeovn_conformance.backends.base import OBSERVATIONS, Backend, InfraError, Observation, Target
+from kubeovn_conformance.backends.lab import topology as topo
+from kubeovn_conformance.backends.lab.daemons import (
+    Lab,
+    LabError,
+    check_prerequisites,
+    kill_pid,
+    kill_recorded,
+    netns_delete,
+    start_time,
+    user_alive,
+)
+from kubeovn_conformance.model import Pod, Scenario
+
+MODES = ("overlay", "underlay")
+AGENT_READY_TIMEOUT = 15.0
+PROBE_GRACE = 20.0  # beyond the probe timeout: interpreter start-up, netns exec, output
+
+
+def kernel_has_sctp() -> bool:
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+    except OSError:
+        return False
+    return True
+
+
+def in_netns(netns: str) -> list[str]:
+    """argv prefix that runs a command in a lab namespace. nsenter only switches the network
+    namespace; `ip netns exec` also builds a mount namespace, which costs more per call."""
+    return ["nsenter", f"--net=/run/netns/{netns}"]
+
+
+class LabBackend(Backend):
+    name = "lab"
+
+    def __init__(self, mode: str = "overlay", *, lab_name: str = "default",
+                 lab_dir: str | Path | None = None, vlan_id: int = 100, profile: Any = None,
+                 lb_on_underlay: bool | None = None, python: str = sys.executable,
+                 sync_timeout: float = 30.0) -> None:
+        """mode: overlay | underlay. vlan_id: the underlay's VLAN tag (0 = untagged).
+        profile: a translate Profile (kubeovn_conformance.backends.lab.profile), passed to
+        the policy translation; None means its default. lb_on_underlay: attach the Service
+        load balancers to the underlay switch; None takes profile.lb_on_underlay (else True).
+        lab_dir: base directory of labs (default /run/kubeovn-conformance-lab)."""
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        self.mode = mode
+        self.vlan_id = vlan_id
+        self.profile = profile
+        if lb_on_underlay is None:
+            lb_on_underlay = getattr(profile, "lb_on_underlay", True)
+        self.lb_on_underlay = bool(lb_on_underlay)
+        self.python = python
+        self.sync_timeout = sync_timeout
+        self.lab = Lab(lab_name, lab_dir)
+        self.subnet = topo.SUBNETS[mode]
+        self.kube_ovn_version = f"lab-{getattr(profile, 'name', 'default')}"
+        self.supports_sctp = kernel_has_sctp()
+        self._owns_lab = False
+        self._claimed = False
+        self._ports: dict[str, topo.PodPort] = {}
+        self._agents: dict[str, subprocess.Popen] = {}
+        self._scenario: Scenario | None = None
+        self._vips: dict[str, dict[str, str]] | None = None
+        self._policy_state: Any = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def setup(self, workload: Scenario) -> Scenario:
+        try:
+            return self._setup(workload)
+        except BaseException:
+            # Ctrl-C or a failure half way: leave nothing behind (the state file covers
+            # the case where even this does not run).
+            with contextlib.suppress(Exception):
+                self.teardown()
+            raise
+
+    def _setup(self, workload: Scenario) -> Scenario:
+        check_prerequisites()
+        if self.lab.is_running():
+            self._owns_lab = False
+            self._claim()
+            self._clear_workload()  # leftovers of an earlier, interrupted run
+        else:
+            self.lab.start(started_by="backend")
+            self._owns_lab = True
+            self._claim()
+        topo.build_switches(self.lab, self.vlan_id)
+        pods = list(workload.pods)
+        ports = topo.plan_pods(self.lab, pods, self.subnet)
+        self._ports = {p.key: p for p in ports}
+        topo.add_pods(self.lab, ports)
+        self._start_agents(pods)
+        ips = {p.key: p.ip for p in ports}
+        cluster_ips = topo.allocate_cluster_ips(workload.services)
+        scenario = replace(workload.with_pod_ips(ips), policies=(), services=tuple(
+            replace(s, cluster_ip=cluster_ips[s.key]) for s in workload.services))
+        self._scenario = scenario
+        self._apply_load_balancers(scenario)
+        self.lab.sync(self.sync_timeout)
+        return replace(scenario, policies=workload.policies)
+
+    def reconcile(self, scenario: Scenario) -> None:
+        if self._scenario is None:
+            raise InfraError("reconcile() before setup()")
+        scenario = self._with_addresses(scenario)
+        self._apply_load_balancers(scenario)  # label changes can change Service endpoints
+        # ---- the policy translation (translate.py, owned by the translation engineer) ----
+        from kubeovn_conformance.backends.lab import translate
+
+        kwargs = {} if self.profile is None else {"profile": self.profile}
+        self._policy_state = translate.reconcile_policies(
+            self.lab.nbctl, scenario, {k: p.lsp for k, p in self._ports.items()},
+            state=self._policy_state, gateways=[self.subnet.gateway], **kwargs)
+        # ----------------------------------------------------------------------------------
+        self._scenario = scenario
+        self.lab.sync(self.sync_timeout)
+
+    def probe(self, client: str, targets: Sequence[Target], timeout: float) -> list[Observation]:
+        port = self._ports.get(client)
+        if port is None:
+            raise InfraError(f"probe from unknown pod {client!r}")
+        if not targets:
+            return []
+        payload = json.dumps([{"id": t.id, "host": t.host, "port": t.port,
+                               "protocol": t.protocol} for t in targets])
+        argv = [*in_netns(port.netns), *self._agent_argv(), "probe", "--timeout", str(timeout)]
+        try:
+            proc = subprocess.run(argv, input=payload, capture_output=True, text=True,
+                                  timeout=timeout + PROBE_GRACE, check=False)
+        except subprocess.TimeoutExpired:
+            raise InfraError(f"probe agent in {port.netns} did not finish") from None
+        if proc.returncode != 0:
+            raise InfraError(f"probe agent in {port.netns} exited {proc.returncode}: "
+                             f"{proc.stderr.strip()[-500:]}")
+        return parse_observations(proc.stdout, [t.id for t in targets])
+
+    def teardown(self) -> None:
+        errors: list[str] = []
+
+        def step(fn: Any, *args: Any) -> None:
+            try:
+                fn(*args)
+            except Exception as e:
+                errors.append(str(e))
+
+        step(self._stop_agents)
+        if not self._claimed:
+            pass  # never touch a lab another run is using (setup refused to attach)
+        elif self.lab.is_running() and not self._owns_lab:
+            step(topo.remove_pods, self.lab, list(self._ports.values()))
+            step(topo.remove_load_balancers, self.lab)
+            step(topo.clear_policies, self.lab)
+            step(self._release)
+        elif self._owns_lab or self.lab.started_by == "backend":
+            step(self.lab.stop)
+        self._claimed = False
+        self._ports = {}
+        self._scenario = None
+        self._vips = None
+        self._policy_state = None
+        self._owns_lab = False
+        if errors:
+            raise InfraError("teardown: " + "; ".join(errors))
+
+    def collect_diagnostics(self, dest: Path, failing: Sequence[dict]) -> None:
+        """NB contents, ACLs, load balancers, OpenFlow tables and agent logs."""
+        dest.mkdir(parents=True, exist_ok=True)
+        if not self.lab.is_running():
+            return
+        dumps = {
+            "nb-show.txt": lambda: self.lab.nbctl("show"),
+            "nb-acls.txt": lambda: self.lab.nbctl("list", "ACL"),
+            "nb-port-groups.txt": lambda: self.lab.nbctl("list", "Port_Group"),
+            "nb-address-sets.txt": lambda: self.lab.nbctl("list", "Address_Set"),
+            "nb-lbs.txt": lambda: self.lab.nbctl("lb-list"),
+            "sb-lflows.txt": lambda: self.lab.sbctl("lflow-list"),
+            "br-int-flows.txt": lambda: self.lab.ofctl("dump-flows"),
+        }
+        for name, fetch in dumps.items():
+            try:
+                (dest / name).write_text(fetch() + "\n")
+            except Exception as e:
+                (dest / name).write_text(f"unavailable: {e}\n")
+        for log in self.lab.dir.glob("*.log"):
+            with contextlib.suppress(OSError):
+                (dest / log.name).write_text(log.read_text()[-200_000:])
+
+    # ------------------------------------------------------------------ helpers
+
+    def pod_port(self, key: str) -> topo.PodPort:
+        """Where a pod lives (namespace, logical port, IP): for diagnostics and tests."""
+        return self._ports[key]
+
+    def reproduce_command(self, client: str, target: Target, timeout: float = 2.0) -> str:
+        """A copy-pasteable shell line that repeats one probe by hand."""
+        port = self._ports[client]
+        body = json.dumps([{"id": target.id, "host": target.host, "port": target.port,
+                            "protocol": target.protocol}])
+        return (f"echo '{body}' | ip netns exec {port.netns} {self.python} "
+                f"{agent.agent_path()} probe --timeout {timeout}")
+
+    def _agent_argv(self) -> list[str]:
+        # -I -S: the agent is standard library only; skipping site saves start-up time.
+        return [self.python, "-I", "-S", agent.agent_path()]
+
+    def _with_addresses(self, scenario: Scenario) -> Scenario:
+        """The runner's scenario with the IPs this backend assigned (it may lack them)."""
+        assert self._scenario is not None
+        ips = {k: p.ip for k, p in self._ports.items()}
+        cips = {s.key: s.cluster_ip for s in self._scenario.services}
+        return replace(scenario.with_pod_ips(ips), services=tuple(
+            replace(s, cluster_ip=s.cluster_ip or cips.get(s.key)) for s in scenario.services))
+
+    def _lb_switches(self) -> list[str]:
+        switches = [topo.OVERLAY.name]
+        if self.lb_on_underlay:
+            switches.append(topo.UNDERLAY.name)
+        return switches
+
+    def _apply_load_balancers(self, scenario: Scenario) -> None:
+        vips = topo.lb_vips(scenario, {k: p.ip for k, p in self._ports.items()})
+        if vips != self._vips:
+            topo.set_load_balancers(self.lab, vips, self._lb_switches())
+            self._vips = vips
+
+    def _claim(self) -> None:
+        """Mark the lab as used by this process; refuse one a live process uses: attaching
+        would delete its pods. Parallel runs need distinct lab names."""
+        user = self.lab.load_state().get("user")
+        me = [os.getpid(), start_time(os.getpid()) or 0]
+        if user and list(user) != me and user_alive(user):
+            raise LabError(f"lab {self.lab.name!r} is in use by pid {user[0]}; "
+                           "give this run another lab name")
+        self.lab.update_state(lambda s: s.__setitem__("user", me))
+        self._claimed = True
+
+    def _release(self) -> None:
+        self.lab.update_state(lambda s: s.pop("user", None))
+
+    def _clear_workload(self) -> None:
+        """Remove pods, LBs and policy objects a previous run left in an attached lab."""
+        state = self.lab.load_state()
+        for key, entry in list((state.get("pids") or {}).items()):
+            if key.startswith("agent:"):
+                kill_recorded(entry)
+                self.lab.forget_pid(key)
+        stale = [ns for ns in state.get("netns", []) if ns.startswith(self.lab.netns_name("p"))]
+        for ns in stale:
+            netns_delete(ns)
+            self.lab.forget_netns(ns)
+        lsps = self.lab.nbctl("--bare", "--columns=name", "find", "logical_switch_port",
+                              "external_ids:vendor=kube-ovn").split()
+        if lsps:
+            args: list[str] = []
+            for lsp in lsps:
+                args += ["--", "--if-exists", "lsp-del", lsp]
+            self.lab.nbctl(*args[1:])
+        ifaces = self.lab.vsctl("list-ports", "br-int").split()
+        stale_ifaces = [i for i in ifaces if i.startswith("kp")]
+        if stale_ifaces:
+            vs: list[str] = []
+            for i in stale_ifaces:
+                vs += ["--", "--if-exists", "del-port", "br-int", i]
+            self.lab.vsctl(*vs[1:])
+        topo.remove_load_balancers(self.lab)
+        topo.clear_policies(self.lab)
+
+    def _start_agents(self, pods: Sequence[Pod]) -> None:
+        """One `agent.py serve` per pod with ports; wait until every one says ready."""
+        waiting: dict[str, subprocess.Popen] = {}
+        for pod in pods:
+            if not pod.ports:
+                continue
+            p = self._ports[pod.key]
+            by_proto = {proto: ",".join(str(cp.port) for cp in pod.ports if cp.protocol == proto)
+                        for proto in ("TCP", "UDP", "SCTP")}
+            argv = [*in_netns(p.netns), *self._agent_argv(), "serve", "--name", pod.key,
+                    "--tcp", by_proto["TCP"], "--udp", by_proto["UDP"], "--sctp", by_proto["SCTP"]]
+            log = open(self.lab.dir / f"agent-{p.netns}.log", "ab")
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=log, start_new_session=True)
+            finally:
+                log.close()
+            self._agents[pod.key] = proc
+            self.lab.record_pid(f"agent:{pod.key}", proc.pid)
+            waiting[pod.key] = proc
+        self._wait_ready(waiting)
+
+    def _wait_ready(self, waiting: dict[str, subprocess.Popen]) -> None:
+        sel = selectors.DefaultSelector()
+        for key, proc in waiting.items():
+            assert proc.stdout is not None
+            sel.register(proc.stdout, selectors.EVENT_READ, key)
+        deadline = time.monotonic() + AGENT_READY_TIMEOUT
+        try:
+            while sel.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    left = ", ".join(k.data for k in sel.get_map().values())
+                    raise LabError(f"agents not ready within {AGENT_READY_TIMEOUT}s: {left}")
+                for skey, _ in sel.select(remaining):
+                    line = skey.fileobj.readline()  # type: ignore[union-attr]
+                    if line.strip() == b"ready":
+                        sel.unregister(skey.fileobj)
+                        skey.fileobj.close()  # type: ignore[union-attr]
+                    elif not line:
+                        log = self.lab.dir / f"agent-{self._ports[skey.data].netns}.log"
+                        tail = log.read_text()[-300:] if log.exists() else ""
+                        raise LabError(f"agent of {skey.data} exited before ready: {tail.strip()}")
+        finally:
+            for skey in list(sel.get_map().values()):
+                sel.unregister(skey.fileobj)
+                skey.fileobj.close()  # type: ignore[union-attr]
+            sel.close()
+
+    def _stop_agents(self) -> None:
+        for key, proc in list(self._agents.items()):
+            kill_pid(proc.pid)
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=2)
+            if self.lab.state_file.exists():
+                self.lab.forget_pid(f"agent:{key}")
+            del self._agents[key]
+
+
+def parse_observations(stdout: str, ids: Sequence[str]) -> list[Observation]:
+    """Agent output -> observations in `ids` order; anything missing or malformed is an
+    InfraError, never a verdict."""
+    by_id: dict[str, Observation] = {}
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            obs = Observation(id=str(raw["id"]), observed=str(raw["observed"]),
+                              elapsed_ms=float(raw["elapsed_ms"]), reply=str(raw.get("reply", "")),
+                              detail=str(raw.get("detail", "")))
+        except (ValueError, KeyError, TypeError):
+            raise InfraError(f"probe agent printed an unreadable line: {line[:200]!r}") from None
+        if obs.observed not in OBSERVATIONS:
+            raise InfraError(f"probe agent reported {obs.observed!r} for {obs.id}")
+        by_id[obs.id] = obs
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise InfraError(f"probe agent gave no result for {len(missing)} targets "
+                         f"(first: {missing[0]})")
+    return [by_id[i] for i in ids]
+
+
+__all__ = ["MODES", "LabBackend", "in_netns", "kernel_has_sctp", "parse_observations"]
