@@ -34,7 +34,7 @@ lint: $(PY) ## ruff on the code
 lab: $(PY) ## the conformance suites on the OVN lab, Overlay and Underlay (needs root)
 	@set -e; for mode in $(MODES); do \
 	  $(PYTEST) suites --backend lab --mode $$mode $(if $(LAB_PROFILE),--lab-profile $(LAB_PROFILE)) \
-	    --reports-dir $(REPORTS) -p no:cacheprovider $(PYTEST_ARGS); \
+	    --reports-dir $(REPORTS) -p no:cacheprovider -v $(PYTEST_ARGS); \
 	done
 
 test: unit lint lab ## everything that runs without a cluster: unit tests, lint, lab suites
@@ -84,7 +84,7 @@ e2e: $(PY) ## the suites on kind with Kube-OVN (Docker): [MODE=...] [KUBE_OVN_VE
 	  run_id=$$(date -u +%Y%m%dT%H%M%SZ)-kind-$$mode-$$version; \
 	  if ! $(PYTEST) suites --backend kind --mode $$mode --kube-ovn-version $$version \
 	      --kubeconfig $(KIND_KUBECONFIG) --reports-dir $(REPORTS) --run-id $$run_id \
-	      -p no:cacheprovider $(PYTEST_ARGS); then \
+	      -p no:cacheprovider -v $(PYTEST_ARGS); then \
 	    scripts/collect-diagnostics --name $(CLUSTER_NAME) --out $(REPORTS)/$$run_id/diagnostics \
 	      --probes $(REPORTS)/$$run_id/results.jsonl || true; \
 	    exit 1; \

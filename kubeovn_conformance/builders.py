@@ -97,11 +97,21 @@ def deny_all(ns: str, name: str = "deny-all", types: Iterable[str] = ("Ingress",
 
 
 def upstream_ground(namespaces: Iterable[str] = ("x", "y", "z"), pods: Iterable[str] = ("a", "b", "c"),
-                    ports: Iterable[int] = (80, 81), protocols: Iterable[str] = PROTOCOLS) -> Scenario:
+                    ports: Iterable[int] = (80, 81), protocols: Iterable[str] = PROTOCOLS,
+                    service_offset: int | None = None) -> Scenario:
     """The upstream NetworkPolicy e2e's model: namespaces labelled ns=<name>, pods labelled
-    pod=<name>, each serving every port on every protocol with names serve-<port>-<proto>."""
+    pod=<name>, each serving every port on every protocol with names serve-<port>-<proto>.
+    With `service_offset`, a Service s-<pod> per pod maps port+offset to each pod port:
+    Service ports unlike pod ports, so every case also tests policy after DNAT."""
+    ports, protocols = tuple(ports), tuple(protocols)
     nss = tuple(namespace(n, ns=n) for n in namespaces)
     cports = tuple(container_port(p, proto, f"serve-{p}-{proto.lower()}")
                    for proto in protocols for p in ports)
-    return Scenario(nss, tuple(pod(n.name, name, {"pod": name}, cports)
-                               for n in nss for name in pods))
+    all_pods = tuple(pod(n.name, name, {"pod": name}, cports) for n in nss for name in pods)
+    services: tuple[Service, ...] = ()
+    if service_offset is not None:
+        services = tuple(
+            service(p.namespace, f"s-{p.name}", {"pod": p.name},
+                    *(service_port(n + service_offset, n, proto) for proto in protocols for n in ports))
+            for p in all_pods)
+    return Scenario(nss, all_pods, services)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ class Pod:
     ip: str | None = None
     host_network: bool = False
 
-    @property
+    @cached_property  # hot in the oracle; fields are frozen
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
@@ -168,7 +169,7 @@ class Service:
     type: str = "ClusterIP"
     cluster_ip: str | None = None
 
-    @property
+    @cached_property  # hot in the oracle; fields are frozen
     def key(self) -> str:
         return f"{self.namespace}/svc/{self.name}"
 

@@ -86,6 +86,8 @@ class Oracle:
                 for i, rule in enumerate(pol.rules(direction)):
                     self._peers[(pol.key, direction, i)] = self._compile_peers(pol, rule)
         self._cache: dict[tuple[str, str, int, str], tuple[str, str]] = {}
+        # (service key, port, protocol) -> (selected pods, endpoints): resolved once, not per client
+        self._endpoints: dict[tuple[str, int, str], tuple[list[Pod], list[tuple[Pod, int]]]] = {}
 
     # ------------------------------------------------------------------ compilation
 
@@ -208,10 +210,13 @@ class Oracle:
     def _service_expectation(self, probe: Probe, client: Pod, svc: Service) -> Expectation:
         sp = next(p for p in svc.ports if p.port == probe.port and p.protocol == probe.protocol)
         via = f"via {svc.key}:{sp.port}/{sp.protocol}"
-        selected = self.scenario.backends(svc)
+        ident = (svc.key, sp.port, sp.protocol)
+        if ident not in self._endpoints:
+            chosen = self.scenario.backends(svc)
+            self._endpoints[ident] = (chosen, resolve_endpoints(svc, sp.target_port, sp.protocol, chosen))
+        selected, endpoints = self._endpoints[ident]
         if not selected:
             return Expectation(probe, UNDEFINED, f"{via}: no endpoints (the selector matches no pod)", None)
-        endpoints = resolve_endpoints(svc, sp.target_port, sp.protocol, selected)
         if not endpoints:
             return Expectation(probe, UNDEFINED, f"{via}: no endpoints (no selected pod declares "
                                f"{sp.protocol} port {sp.target_port!r})", None)

@@ -122,7 +122,7 @@ class CaseReport:
         values = [s.convergence_ms for s in self.steps]
         return None if any(v is None for v in values) else max(values, default=0.0)  # type: ignore[type-var]
 
-    def failure_text(self, reproduce: Callable[[Probe, Target], str] | None = None) -> str:
+    def failure_text(self, reproduce: Callable[[str, Target], str] | None = None) -> str:
         parts = []
         for step in self.steps:
             if not step.mismatches:
@@ -140,7 +140,7 @@ class CaseReport:
                         f"({c.expectation.expected_observed}), observed {c.observed}"
                         f"{' ' + c.detail if c.detail else ''}\n    because {c.expectation.reason}")
                 if reproduce:
-                    line += f"\n    reproduce: {reproduce(p, c.target)}"
+                    line += f"\n    reproduce: {reproduce(p.client, c.target)}"
                 parts.append(line)
         return "\n\n".join(parts)
 
@@ -163,6 +163,9 @@ class Runner:
         self.log = log
         self._workload: Scenario | None = None  # as given by the case
         self._live: Scenario | None = None  # as realized (IPs filled in)
+        # Called with the case and its failing probe records while the failing state is
+        # still in place (before the reset), so diagnostics show what the probes met.
+        self.diagnose: Callable[[Case, list[dict]], None] | None = None
         self.probe_rounds = 0
         self.probes_sent = 0
 
@@ -174,8 +177,12 @@ class Runner:
         self.close()
         self._workload = workload
         start = time.monotonic()
-        self._live = self.backend.setup(workload)
-        self._wait_until_serving(self._live)
+        try:
+            self._live = self.backend.setup(workload)
+            self._wait_until_serving(self._live)
+        except BaseException:
+            self.discard()
+            raise
         self.log(f"workload up: {len(workload.pods)} pods, {len(workload.services)} services "
                  f"in {time.monotonic() - start:.1f}s")
         return self._live
@@ -184,6 +191,13 @@ class Runner:
         if self._workload is not None:
             self._workload = self._live = None
             self.backend.teardown()
+
+    def discard(self) -> None:
+        """close(), never raising: used while another error is on its way up."""
+        try:
+            self.close()
+        except Exception as e:
+            self.log(f"teardown after an error failed too: {e}")
 
     def _wait_until_serving(self, live: Scenario) -> None:
         """Before any policy: every server port must answer, so a later "deny" can never
@@ -227,10 +241,17 @@ class Runner:
             for step in case.steps:
                 scenario = step.build(live)
                 report.steps.append(self._run_step(case, step.name, scenario))
-        finally:
-            report.duration_s = time.monotonic() - started
             # Back to the bare workload: no policies, original labels, for the next case.
             self.backend.reconcile(live)
+        except BaseException as e:
+            # A broken backend or Ctrl-C: tear the workload down so nothing is left behind
+            # and the next case starts from a fresh one (after saving what explains it).
+            if isinstance(e, InfraError):
+                self._diagnose(case, [{"case": case.id, "infra_error": str(e)}])
+            self.discard()
+            raise
+        finally:
+            report.duration_s = time.monotonic() - started
         if self.run is not None:
             self.run.case_record(case.id, direction=case.direction, outcome=report.outcome,
                                  probes=report.probes,
@@ -248,11 +269,22 @@ class Runner:
         self.backend.reconcile(scenario)
         convergence, rounds = self._converge(cells, applied)
         report = StepReport(step, cells, convergence, rounds)
+        if report.mismatches:
+            self._diagnose(case, [{**c.record(), "case": case.id, "step": step}
+                                  for c in report.mismatches])
         if self.run is not None:
             extra = {"case": case.id, "step": step, "direction": case.direction,
                      "convergence_ms": convergence}
             self.run.probe_records({**c.record(), **extra} for c in cells)
         return report
+
+    def _diagnose(self, case: Case, failing: list[dict]) -> None:
+        if self.diagnose is None:
+            return
+        try:
+            self.diagnose(case, failing)
+        except Exception as e:  # diagnostics must never hide the verdict
+            self.log(f"collecting diagnostics for {case.id} failed: {e}")
 
     def _cells(self, live: Scenario, expectations: Sequence[Expectation]) -> list[Cell]:
         ips = {p.key: p.ip for p in live.pods}

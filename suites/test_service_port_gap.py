@@ -28,5 +28,5 @@ def _case(path: Path) -> Case:
 CASES = [_case(p) for p in sorted(EXAMPLES.glob("*.yaml"))]
 
 
-def test_case(case: Case, conformance) -> None:  # type: ignore[no-untyped-def]
-    conformance.check(case)
+def test_case(case: Case, conformance, request) -> None:  # type: ignore[no-untyped-def]
+    conformance.check(case, request.node)

@@ -11,8 +11,6 @@ Failure: expected, observed and diff truth tables with the reason of each wrong 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from kubeovn_conformance.builders import (
     block,
     deny_all,
@@ -22,34 +20,23 @@ from kubeovn_conformance.builders import (
     port,
     rule,
     select,
-    service,
-    service_port,
     upstream_ground,
 )
 from kubeovn_conformance.model import Scenario
 from kubeovn_conformance.runner import Case, Step
 
-
-def _ground(protocols: tuple[str, ...] = ("TCP", "UDP")) -> Scenario:
-    base = upstream_ground(protocols=protocols)
-    services = tuple(
-        service(p.namespace, f"s-{p.name}", {"pod": p.name},
-                *(service_port(8000 + n, n, proto) for proto in protocols for n in (80, 81)))
-        for p in base.pods)
-    return replace(base, services=services)
+GROUND = upstream_ground(protocols=("TCP", "UDP"), service_offset=8000)
+SCTP_GROUND = upstream_ground(protocols=("SCTP",), service_offset=8000)
 
 
-GROUND = _ground()
-SCTP_GROUND = _ground(("SCTP",))
-
-
+# Case ids carry "upstream-" so they never clash with the other suites' ids in one run.
 def one(case_id: str, direction: str, description: str, *policies, workload: Scenario = GROUND) -> Case:  # type: ignore[no-untyped-def]
-    return Case(case_id, direction, workload,
+    return Case(f"upstream-{case_id}", direction, workload,
                 (Step("initial", lambda w: w.with_policies(policies)),), description)
 
 
 def steps(case_id: str, direction: str, description: str, *states) -> Case:  # type: ignore[no-untyped-def]
-    return Case(case_id, direction, GROUND,
+    return Case(f"upstream-{case_id}", direction, GROUND,
                 tuple(Step(name, build) for name, build in states), description)
 
 
@@ -124,9 +111,9 @@ CASES = [
         policy("x", "to-y", select(pod="a"), egress=[rule(peer(namespaces=select(ns="y")))]),
         policy("y", "from-x-80", select(pod="b"),
                ingress=[rule(peer(namespaces=select(ns="x")), ports=[port(80)])])),
-    Case("ingress-ipblock-except", "ingress", GROUND, (Step("initial", _ipblock_ingress),),
+    Case("upstream-ingress-ipblock-except", "ingress", GROUND, (Step("initial", _ipblock_ingress),),
          "x/a admits the pod subnet except y/b's IP"),
-    Case("egress-ipblock-except", "egress", GROUND, (Step("initial", _ipblock_egress),),
+    Case("upstream-egress-ipblock-except", "egress", GROUND, (Step("initial", _ipblock_egress),),
          "x/a may reach the pod subnet except y/b's IP, on TCP 80"),
     steps("policy-update-delete", "ingress", "allow from pod=b, update to pod=c, delete",
           ("allow-b", lambda w: w.with_policies([ALLOW_B])),
@@ -150,5 +137,5 @@ CASES = [
 ]
 
 
-def test_case(case: Case, conformance) -> None:  # type: ignore[no-untyped-def]
-    conformance.check(case)
+def test_case(case: Case, conformance, request) -> None:  # type: ignore[no-untyped-def]
+    conformance.check(case, request.node)

@@ -9,6 +9,7 @@ its daemons up), otherwise it starts one and stops it again in teardown().
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import selectors
@@ -88,6 +89,7 @@ class LabBackend(Backend):
         self._scenario: Scenario | None = None
         self._vips: dict[str, dict[str, str]] | None = None
         self._policy_state: Any = None
+        self._sports: dict[str, int] = {}  # next Service source port offset per client
 
     # ------------------------------------------------------------------ life cycle
 
@@ -141,6 +143,9 @@ class LabBackend(Backend):
         # ----------------------------------------------------------------------------------
         self._scenario = scenario
         self.lab.sync(self.sync_timeout)
+        # Each state starts with empty conntrack: no entry of an earlier state can decide a
+        # probe, and the userspace conntrack of OVS 3.1 stays small (see topo.SERVICE_SPORTS).
+        self.lab.appctl("ovs-vswitchd", "dpctl/flush-conntrack")
 
     def probe(self, client: str, targets: Sequence[Target], timeout: float) -> list[Observation]:
         port = self._ports.get(client)
@@ -149,7 +154,8 @@ class LabBackend(Backend):
         if not targets:
             return []
         payload = json.dumps([{"id": t.id, "host": t.host, "port": t.port,
-                               "protocol": t.protocol} for t in targets])
+                               "protocol": t.protocol, **self._service_sport(client, t)}
+                              for t in targets])
         argv = [*in_netns(port.netns), *self._agent_argv(), "probe", "--timeout", str(timeout)]
         try:
             proc = subprocess.run(argv, input=payload, capture_output=True, text=True,
@@ -160,6 +166,16 @@ class LabBackend(Backend):
             raise InfraError(f"probe agent in {port.netns} exited {proc.returncode}: "
                              f"{proc.stderr.strip()[-500:]}")
         return parse_observations(proc.stdout, [t.id for t in targets])
+
+    def _service_sport(self, client: str, target: Target) -> dict[str, int]:
+        """A fresh source port for each probe of a ClusterIP, cycling through
+        topo.SERVICE_SPORTS, so no DNAT'd tuple is reused while conntrack remembers it."""
+        if ipaddress.ip_address(target.host) not in topo.SERVICE_CIDR:
+            return {}
+        lo, hi = topo.SERVICE_SPORTS
+        n = self._sports.get(client, 0)
+        self._sports[client] = (n + 1) % (hi - lo + 1)
+        return {"sport": lo + n}
 
     def teardown(self) -> None:
         errors: list[str] = []
