@@ -10,7 +10,6 @@ run with `python3 agent.py` inside network namespaces in the lab, so it must sta
 
     agent.py probe --timeout SECONDS  < targets.json
         targets.json: [{"id": "...", "host": "10.16.0.5", "port": 80, "protocol": "TCP"}]
-        (optional per target: "sport", the source port to bind)
         Prints one JSON object per target and line:
         {"id", "observed": connected|refused|timeout|error, "reply", "elapsed_ms", "detail"}
         Exit status 0 when every target was attempted, 2 on bad input.
@@ -146,12 +145,7 @@ def parse_targets(text: str) -> list[dict]:
         proto = str(t["protocol"]).upper()
         if proto not in PROTOCOLS:
             raise BadInput(f"target {i}: protocol {t['protocol']!r} is not TCP, UDP or SCTP")
-        sport = t.get("sport")
-        if sport is not None and (isinstance(sport, bool) or not isinstance(sport, int)
-                                  or not 1 <= sport <= 65535):
-            raise BadInput(f"target {i}: sport {sport!r} is outside 1-65535")
-        targets.append({"id": str(t["id"]), "host": str(t["host"]), "port": port, "protocol": proto,
-                        "sport": sport})
+        targets.append({"id": str(t["id"]), "host": str(t["host"]), "port": port, "protocol": proto})
     return targets
 
 
@@ -211,10 +205,6 @@ def _open(d: _Dial) -> None:
                 return
         else:
             d.sock = socket.socket(family, socket.SOCK_STREAM)
-        if t.get("sport"):
-            # An explicit source port, when the caller must keep tuples apart (see the lab).
-            d.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            d.sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", t["sport"]))
         d.sock.setblocking(False)
         code = d.sock.connect_ex((t["host"], t["port"]))
     except OSError as e:

@@ -51,7 +51,7 @@ def pod(ns: str, name: str, labels: dict[str, str] | None = None,
 
 
 def service(ns: str, name: str, selector: dict[str, str] | None, *ports: ServicePort,
-            type: str = "ClusterIP") -> Service:  # noqa: A002 - mirrors spec.type
+            type: str = "ClusterIP") -> Service:
     sel = None if selector is None else tuple(sorted(selector.items()))
     return Service(ns, name, sel, tuple(ports), type)
 

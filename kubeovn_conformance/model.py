@@ -376,7 +376,8 @@ class Scenario:
 def _check_unique(s: Scenario) -> None:
     seen: set[tuple[str, str]] = set()
     for obj in s.objects():
-        ident = (type(obj).__name__, obj.name if isinstance(obj, Namespace) else f"{obj.namespace}/{obj.name}")
+        name = obj.name if isinstance(obj, Namespace) else f"{obj.namespace}/{obj.name}"
+        ident = (type(obj).__name__, name)
         if ident in seen:
             raise ManifestError(f"duplicate {ident[0]} {ident[1]}")
         seen.add(ident)
@@ -498,8 +499,10 @@ def _parse_rules(raw: Any, where: str, peer_key: str) -> tuple[Rule, ...] | None
         peers = r.get(peer_key)
         ports = r.get("ports")
         rules.append(Rule(
-            None if peers is None else tuple(_parse_peer(p, f"{w}.{peer_key}[{j}]") for j, p in enumerate(peers)),
-            None if ports is None else tuple(_parse_policy_port(p, f"{w}.ports[{j}]") for j, p in enumerate(ports)),
+            None if peers is None
+            else tuple(_parse_peer(p, f"{w}.{peer_key}[{j}]") for j, p in enumerate(peers)),
+            None if ports is None
+            else tuple(_parse_policy_port(p, f"{w}.ports[{j}]") for j, p in enumerate(ports)),
         ))
     return tuple(rules)
 
@@ -565,7 +568,8 @@ def parse_object(doc: Mapping[str, Any]) -> Namespace | Pod | Service | NetworkP
             _parse_rules(spec.get("egress"), f"{where}: spec.egress", "to"),
             types,
         )
-    raise ManifestError(f"unsupported kind {kind!r} (expected Namespace, Pod, Service, NetworkPolicy or List)")
+    raise ManifestError(f"unsupported kind {kind!r} "
+                        "(expected Namespace, Pod, Service, NetworkPolicy or List)")
 
 
 def _documents(docs: Iterable[Any]) -> Iterator[Mapping[str, Any]]:

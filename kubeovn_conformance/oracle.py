@@ -177,7 +177,8 @@ class Oracle:
             return UNDEFINED, "loopback: a pod reaching itself is not policed (skipped upstream too)"
         if client.host_network or dst.host_network:
             who = client.key if client.host_network else dst.key
-            return UNDEFINED, f"{who} uses the host network: the API leaves host traffic implementation-defined"
+            return UNDEFINED, (f"{who} uses the host network: the API leaves host traffic "
+                               "implementation-defined")
         try:
             eg_ok, eg_reason = self._direction("Egress", client, dst, dst, port, protocol)
             in_ok, in_reason = self._direction("Ingress", dst, client, dst, port, protocol)

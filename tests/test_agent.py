@@ -259,34 +259,3 @@ def test_runs_on_python39(server: tuple[int, int]) -> None:
         assert rc == 0, err
         assert [o["observed"] for o in out] == ["connected", "refused"]
 
-
-@pytest.mark.parametrize("protocol", ["TCP", "UDP"])
-def test_explicit_source_port_is_used(protocol: str) -> None:
-    """The lab keeps Service probes on their own source ports (OVS 3.1 conntrack): the
-    agent must really bind the port it is given."""
-    import socket
-
-    kind = socket.SOCK_STREAM if protocol == "TCP" else socket.SOCK_DGRAM
-    listener = socket.socket(socket.AF_INET, kind)
-    listener.bind(("127.0.0.1", 0))
-    if protocol == "TCP":
-        listener.listen(1)
-    listener.settimeout(5)
-    sport = free_port()
-    try:
-        t = {**target("s", "127.0.0.1", listener.getsockname()[1], protocol), "sport": sport}
-        rc, _, err = probe([t], timeout=0.5)
-        assert rc == 0, err
-        if protocol == "TCP":
-            conn, peer = listener.accept()
-            conn.close()
-        else:
-            _, peer = listener.recvfrom(64)
-        assert peer[1] == sport
-    finally:
-        listener.close()
-
-
-def test_bad_source_port_exits_2() -> None:
-    rc, _, err = probe([{**target("s", "127.0.0.1", 80), "sport": 70000}])
-    assert rc == 2 and "sport" in err and len(err.strip().splitlines()) == 1

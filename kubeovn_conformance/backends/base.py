@@ -8,6 +8,7 @@ never decide whether it was right (that is the oracle's job).
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,3 +78,26 @@ class Backend(abc.ABC):
 
     def collect_diagnostics(self, dest: Path, failing: Sequence[dict]) -> None:  # noqa: B027
         """Write what helps explain `failing` probe records into `dest` (optional)."""
+
+
+def parse_observations(stdout: str, ids: Sequence[str]) -> list[Observation]:
+    """The probe agent's output -> observations in `ids` order. Anything missing or
+    malformed is an InfraError, never a verdict."""
+    by_id: dict[str, Observation] = {}
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            obs = Observation(id=str(raw["id"]), observed=str(raw["observed"]),
+                              elapsed_ms=float(raw["elapsed_ms"]), reply=str(raw.get("reply", "")),
+                              detail=str(raw.get("detail", "")))
+        except (ValueError, KeyError, TypeError):
+            raise InfraError(f"probe agent printed an unreadable line: {line[:200]!r}") from None
+        if obs.observed not in OBSERVATIONS:
+            raise InfraError(f"probe agent reported {obs.observed!r} for {obs.id}")
+        by_id[obs.id] = obs
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise InfraError(f"probe agent gave no result for {len(missing)} targets (first: {missing[0]})")
+    return [by_id[i] for i in ids]

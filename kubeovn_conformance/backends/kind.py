@@ -42,7 +42,13 @@ from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
 from kubeovn_conformance import agent as agent_module
-from kubeovn_conformance.backends.base import OBSERVATIONS, Backend, InfraError, Observation, Target
+from kubeovn_conformance.backends.base import (
+    Backend,
+    InfraError,
+    Observation,
+    Target,
+    parse_observations,
+)
 from kubeovn_conformance.model import NS_NAME_LABEL, NetworkPolicy, Pod, Scenario, Service
 
 DEFAULT_IMAGE = "docker.io/library/python:3.12-alpine"
@@ -675,29 +681,6 @@ def exit_status(raw: str) -> int | None:
                 return None
     # A Failure without an exit code: the exec itself failed (e.g. container not found).
     raise InfraError(f"exec failed: {status.get('message') or status.get('reason') or raw[:200]}")
-
-
-def parse_observations(stdout: str, ids: Sequence[str]) -> list[Observation]:
-    """Agent output -> observations in `ids` order; anything missing or malformed is an
-    InfraError, never a verdict."""
-    by_id: dict[str, Observation] = {}
-    for line in stdout.splitlines():
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-            obs = Observation(id=str(raw["id"]), observed=str(raw["observed"]),
-                              elapsed_ms=float(raw["elapsed_ms"]), reply=str(raw.get("reply", "")),
-                              detail=str(raw.get("detail", "")))
-        except (ValueError, KeyError, TypeError):
-            raise InfraError(f"probe agent printed an unreadable line: {line[:200]!r}") from None
-        if obs.observed not in OBSERVATIONS:
-            raise InfraError(f"probe agent reported {obs.observed!r} for {obs.id}")
-        by_id[obs.id] = obs
-    missing = [i for i in ids if i not in by_id]
-    if missing:
-        raise InfraError(f"probe agent gave no result for {len(missing)} targets (first: {missing[0]})")
-    return [by_id[i] for i in ids]
 
 
 __all__ = ["DEFAULT_IMAGE", "RUN_LABEL", "KindBackend", "exit_status", "parse_observations"]

@@ -9,7 +9,6 @@ its daemons up), otherwise it starts one and stops it again in teardown().
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import selectors
@@ -23,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from kubeovn_conformance import agent
-from kubeovn_conformance.backends.base import OBSERVATIONS, Backend, InfraError, Observation, Target
+from kubeovn_conformance.backends.base import (
+    Backend,
+    InfraError,
+    Observation,
+    Target,
+    parse_observations,
+)
 from kubeovn_conformance.backends.lab import topology as topo
 from kubeovn_conformance.backends.lab.daemons import (
     Lab,
@@ -89,7 +94,6 @@ class LabBackend(Backend):
         self._scenario: Scenario | None = None
         self._vips: dict[str, dict[str, str]] | None = None
         self._policy_state: Any = None
-        self._sports: dict[str, int] = {}  # next Service source port offset per client
 
     # ------------------------------------------------------------------ life cycle
 
@@ -143,9 +147,14 @@ class LabBackend(Backend):
         # ----------------------------------------------------------------------------------
         self._scenario = scenario
         self.lab.sync(self.sync_timeout)
-        # Each state starts with empty conntrack: no entry of an earlier state can decide a
-        # probe, and the userspace conntrack of OVS 3.1 stays small (see topo.SERVICE_SPORTS).
+        # Each policy state starts from an empty conntrack and datapath flow cache, so nothing
+        # an earlier state left can decide a probe. Measured, not assumed: without the flush,
+        # Debian's OVS 3.1 userspace conntrack hit an assertion (conntrack.c conn_update_state)
+        # after a few thousand NAT'd probes and killed ovs-vswitchd; without dropping the
+        # cached datapath flows, underlay Service probes kept an earlier state's verdict for
+        # longer than the deadline in long runs.
         self.lab.appctl("ovs-vswitchd", "dpctl/flush-conntrack")
+        self.lab.appctl("ovs-vswitchd", "dpctl/del-flows")
 
     def probe(self, client: str, targets: Sequence[Target], timeout: float) -> list[Observation]:
         port = self._ports.get(client)
@@ -154,7 +163,7 @@ class LabBackend(Backend):
         if not targets:
             return []
         payload = json.dumps([{"id": t.id, "host": t.host, "port": t.port,
-                               "protocol": t.protocol, **self._service_sport(client, t)}
+                               "protocol": t.protocol}
                               for t in targets])
         argv = [*in_netns(port.netns), *self._agent_argv(), "probe", "--timeout", str(timeout)]
         try:
@@ -166,16 +175,6 @@ class LabBackend(Backend):
             raise InfraError(f"probe agent in {port.netns} exited {proc.returncode}: "
                              f"{proc.stderr.strip()[-500:]}")
         return parse_observations(proc.stdout, [t.id for t in targets])
-
-    def _service_sport(self, client: str, target: Target) -> dict[str, int]:
-        """A fresh source port for each probe of a ClusterIP, cycling through
-        topo.SERVICE_SPORTS, so no DNAT'd tuple is reused while conntrack remembers it."""
-        if ipaddress.ip_address(target.host) not in topo.SERVICE_CIDR:
-            return {}
-        lo, hi = topo.SERVICE_SPORTS
-        n = self._sports.get(client, 0)
-        self._sports[client] = (n + 1) % (hi - lo + 1)
-        return {"sport": lo + n}
 
     def teardown(self) -> None:
         errors: list[str] = []
@@ -365,30 +364,6 @@ class LabBackend(Backend):
             if self.lab.state_file.exists():
                 self.lab.forget_pid(f"agent:{key}")
             del self._agents[key]
-
-
-def parse_observations(stdout: str, ids: Sequence[str]) -> list[Observation]:
-    """Agent output -> observations in `ids` order; anything missing or malformed is an
-    InfraError, never a verdict."""
-    by_id: dict[str, Observation] = {}
-    for line in stdout.splitlines():
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-            obs = Observation(id=str(raw["id"]), observed=str(raw["observed"]),
-                              elapsed_ms=float(raw["elapsed_ms"]), reply=str(raw.get("reply", "")),
-                              detail=str(raw.get("detail", "")))
-        except (ValueError, KeyError, TypeError):
-            raise InfraError(f"probe agent printed an unreadable line: {line[:200]!r}") from None
-        if obs.observed not in OBSERVATIONS:
-            raise InfraError(f"probe agent reported {obs.observed!r} for {obs.id}")
-        by_id[obs.id] = obs
-    missing = [i for i in ids if i not in by_id]
-    if missing:
-        raise InfraError(f"probe agent gave no result for {len(missing)} targets "
-                         f"(first: {missing[0]})")
-    return [by_id[i] for i in ids]
 
 
 __all__ = ["MODES", "LabBackend", "in_netns", "kernel_has_sctp", "parse_observations"]

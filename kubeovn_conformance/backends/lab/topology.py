@@ -37,12 +37,6 @@ from kubeovn_conformance.model import Pod, Scenario, Service
 
 ROUTER = "ovn-cluster"
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
-# OVS 3.1's userspace conntrack asserts (conntrack.c conn_update_state) when a direct
-# connection reuses the 4-tuple of an earlier DNAT'd one: the NAT entry keyed by the reply
-# tuple collides (reworked in OVS 3.2). The lab keeps the two apart: kernel-chosen source
-# ports in pods stay in EPHEMERAL_PORTS, Service probes bind ports from SERVICE_SPORTS.
-EPHEMERAL_PORTS = (32768, 45999)
-SERVICE_SPORTS = (46000, 60999)
 FIRST_CLUSTER_IP = ipaddress.ip_address("10.96.100.1")  # below: kubernetes, DNS, ... in kind
 LB_NAMES = {"TCP": "cluster-tcp-loadbalancer", "UDP": "cluster-udp-loadbalancer",
             "SCTP": "cluster-sctp-loadbalancer"}
@@ -232,9 +226,6 @@ def _add_pod_netns(lab: Lab, p: PodPort) -> None:
                         # Default route via the gateway: Service VIPs are off-link, and the
                         # pod must send them to a MAC the switch's load balancer sees.
                         f"route add default via {p.gateway}"])
-    # Kernel-chosen source ports stay below SERVICE_SPORTS: see LabBackend.probe.
-    run(["ip", "netns", "exec", p.netns, "sysctl", "-qw",
-         f"net.ipv4.ip_local_port_range={EPHEMERAL_PORTS[0]} {EPHEMERAL_PORTS[1]}"])
     _offload_off(p.netns, "eth0")
     _offload_off(lab.switch_netns, p.host_if)
 
@@ -251,6 +242,10 @@ def remove_pods(lab: Lab, ports: Iterable[PodPort]) -> None:
         vs += ["--", "--if-exists", "del-port", "br-int", p.host_if]
     lab.nbctl(*nb[1:])
     lab.vsctl(*vs[1:])
+    # Delete the switch ends ourselves: a namespace's veths otherwise go away only when the
+    # kernel gets round to dismantling it, and a next setup would meet "File exists".
+    run(["ip", "-n", lab.switch_netns, "-force", "-batch", "-"],
+        input="".join(f"link del {p.host_if}\n" for p in ports), check=False)
     for p in ports:
         netns_delete(p.netns)
         lab.forget_netns(p.netns)
