@@ -25,7 +25,7 @@ $(PY): pyproject.toml
 venv: $(PY) ## create .venv with the project and its test tools
 
 unit: $(PY) ## unit tests of the library (oracle, model, lab, reports, cluster configs)
-	$(PYTEST) tests -n auto $(PYTEST_ARGS)
+	$(PYTEST) tests $(PYTEST_ARGS)
 
 lint: $(PY) ## ruff on the code
 	$(PY) -m ruff check kubeovn_conformance tests suites conftest.py

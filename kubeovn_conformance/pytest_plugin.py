@@ -96,8 +96,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     cases: list[Case] | None = getattr(metafunc.module, "CASES", None)
     if cases is None or "case" not in metafunc.fixturenames:
         return
-    mode = metafunc.config.getoption("--mode")
-    metafunc.parametrize("case", cases, ids=[f"{mode}-{c.id}" for c in cases])
+    config = metafunc.config
+    mode = config.getoption("--mode")
+    # On kind the version is part of the id, so JUnit names stay unique across a matrix.
+    suffix = "" if config.getoption("--backend") == "lab" else f"-{_version(config)}"
+    metafunc.parametrize("case", cases, ids=[f"{mode}-{c.id}{suffix}" for c in cases])
 
 
 KNOWN_ISSUES = Path(__file__).resolve().parent.parent / "clusters" / "known-issues.yaml"

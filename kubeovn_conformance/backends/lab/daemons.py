@@ -405,7 +405,7 @@ class Lab:
             env=self.env)
         self._wait_for_chassis()
 
-    def _wait_for_chassis(self, timeout: float = 20) -> None:
+    def _wait_for_chassis(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.sbctl("--bare", "--columns=name", "find", "chassis"):
