@@ -66,6 +66,14 @@ def pytest_configure(config: pytest.Config) -> None:
         _profile(config)
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
+    if config.getoption("--backend") == "lab" and not config.option.collectonly:
+        # One clear line before any case runs, not the same error once per case.
+        from kubeovn_conformance.backends.lab.daemons import LabError, check_prerequisites
+
+        try:
+            check_prerequisites()
+        except LabError as e:
+            raise pytest.UsageError(f"--backend lab: {e}") from None
     run_dir = Path(config.getoption("--reports-dir")) / _run_id(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not config.option.xmlpath:

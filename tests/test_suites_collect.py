@@ -3,6 +3,7 @@ valid before it reaches a cluster (its manifests build, its oracle runs)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,15 @@ def test_every_step_has_expectations_with_reasons(case) -> None:  # type: ignore
         assert expectations, f"{case.id}/{step.name} has no probes"
         assert all(e.reason for e in expectations)
         assert {e.probe.path for e in expectations} == {"pod", "service"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as non-root the lab says it needs root first")
+def test_lab_without_its_packages_is_one_clear_line(tmp_path: Path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider",
+                           "--reports-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False, env={"PATH": str(empty)})
+    assert proc.returncode == 4
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [lines[0]] and "apt-get install" in lines[0] and "ovn-central" in lines[0]
