@@ -681,6 +681,14 @@ def create_steps(matrix: Matrix, o: Options) -> list[Step]:
     ]
 
 
+def _ready_checks(kc: str, timeout: str) -> tuple[list[str], list[str]]:
+    """What "healthy" means, for the install's waits and for reusing a cluster alike:
+    every node Ready, and Kube-OVN's default subnet Ready."""
+    wait = ["kubectl", "--kubeconfig", kc, "wait", "--for=condition=Ready"]
+    return ([*wait, "nodes", "--all", f"--timeout={timeout}"],
+            [*wait, f"subnet/{DEFAULT_SUBNET}", f"--timeout={timeout}"])
+
+
 def install_steps(
     matrix: Matrix, o: Options, net: NetworkFacts | None, chart_keys: dict[str, Any] | None = None
 ) -> list[Step]:
@@ -783,49 +791,14 @@ def install_steps(
             # Absolute: the script may change directory; kubectl-ko must be found on PATH.
             Step(["env", *env, f"KUBECONFIG={REPO_ROOT / kc}", "bash", patched]),
         ]
-    steps.append(
-        Step(
-            [
-                "kubectl",
-                "--kubeconfig",
-                kc,
-                "wait",
-                "--for=condition=Ready",
-                "nodes",
-                "--all",
-                f"--timeout={WAIT_TIMEOUT}",
-            ]
-        )
-    )
+    nodes_ready, subnet_ready = _ready_checks(kc, WAIT_TIMEOUT)
+    steps.append(Step(nodes_ready))
     steps += [
-        Step(
-            [
-                "kubectl",
-                "--kubeconfig",
-                kc,
-                "-n",
-                NAMESPACE,
-                "rollout",
-                "status",
-                w,
-                f"--timeout={WAIT_TIMEOUT}",
-            ]
-        )
+        Step(["kubectl", "--kubeconfig", kc, "-n", NAMESPACE, "rollout", "status", w,
+              f"--timeout={WAIT_TIMEOUT}"])
         for w in ROLLOUTS
     ]
-    steps.append(
-        Step(
-            [
-                "kubectl",
-                "--kubeconfig",
-                kc,
-                "wait",
-                "--for=condition=Ready",
-                f"subnet/{DEFAULT_SUBNET}",
-                f"--timeout={WAIT_TIMEOUT}",
-            ]
-        )
-    )
+    steps.append(Step(subnet_ready))
     rec = f"{o.workdir}/cluster-record.yaml"
     steps += [
         Step(
@@ -886,18 +859,7 @@ def existing_cluster_state(o: Options) -> str:
     want = {"mode": o.mode, "version": o.version, "vlan-id": str(o.vlan_id)}
     if {k: data.get(k) for k in want} != want:
         return f"it was built as {data}, not {want}"
-    for check in (
-        ["kubectl", "--kubeconfig", kc, "wait", "--for=condition=Ready", "nodes", "--all", "--timeout=60s"],
-        [
-            "kubectl",
-            "--kubeconfig",
-            kc,
-            "wait",
-            "--for=condition=Ready",
-            f"subnet/{DEFAULT_SUBNET}",
-            "--timeout=60s",
-        ],
-    ):
+    for check in _ready_checks(kc, "60s"):
         if _quiet(check).returncode:
             return "it is not healthy (" + " ".join(check[3:5]) + ")"
     return "match"
