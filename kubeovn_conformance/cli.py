@@ -80,10 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Commands that live in their own modules register themselves here."""
-    from kubeovn_conformance import report
+    from kubeovn_conformance import history, report
     from kubeovn_conformance.backends.lab import cli as lab_cli
 
     lab_cli.register(sub)
+    history.register(sub)
     report.add_subcommands(sub)
 
 

@@ -35,7 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="Kube-OVN version under test (kind: as installed by scripts/cluster-up)")
     g.addoption("--kubeconfig", default=None, help="kind: kubeconfig of the cluster")
     g.addoption("--lab-profile", default=None,
-                help="lab: Kube-OVN translation profile (e.g. v1.16, pre-v1.11.2); default newest")
+                help="lab: Kube-OVN behaviour to reproduce: a tag (v1.15.6), a line (v1.15 = its "
+                     "newest tag), history:<fix id> (clusters/kube-ovn-history.yaml); default newest")
     g.addoption("--vlan-id", type=int, default=100, help="lab underlay: VLAN tag (0 = untagged)")
     g.addoption("--probe-timeout", type=float, default=1.0, help="seconds per probe")
     g.addoption("--deadline", type=float, default=10.0,
@@ -94,8 +95,13 @@ def _profile(config: pytest.Config) -> str:
 
 
 def _version(config: pytest.Config) -> str:
+    """The Kube-OVN version a run stands for. On the lab: the exact tag of the profile (a
+    history profile stands for the tag that shipped the fix, minus the fix), so known-issue
+    version ranges compare against the behaviour the lab really reproduced."""
     if config.getoption("--backend") == "lab":
-        return f"lab:{_profile(config)}"
+        from kubeovn_conformance.backends.lab.profile import get_profile
+
+        return f"lab:{get_profile(_profile(config)).tag}"
     return config.getoption("--kube-ovn-version") or "unknown"
 
 
@@ -194,6 +200,7 @@ class Conformance:
         if item is not None:
             add_junit_properties(item, {"convergence_ms": report.convergence_ms,
                                         "probes": report.probes,
+                                        "leaks": sum(s.leaks for s in report.steps),
                                         "mismatches": sum(len(s.mismatches) for s in report.steps)},
                                  meta)
         if report.outcome == "pass":

@@ -5,6 +5,15 @@ step's policies and labels, probe the whole matrix in one batched round per clie
 re-probe only the cells that still differ until they agree or the deadline passes. A deny
 counts only after two consecutive matching samples (one lucky timeout proves nothing). An
 agent or dataplane failure is an infra-error, never a deny.
+
+Leaks: a cell whose verdict is the same before and after a step is *stable*; a sample of it
+that sees the other verdict, at any time from applying the step until the cell is done, is
+a leak. Stable cells are also sampled inside every intermediate dataplane state a backend
+can hold (the lab's controller model). Which leaks fail the cell: a stable deny seen
+connected, ever (traffic got through that no state allowed: no probe artefact looks like
+that); a stable allow seen blocked inside a held intermediate state (deterministic). A
+stable allow that times out once while the new state settles is recorded, not failed: a
+lost SYN looks the same. A cell that never agrees is a plain mismatch, not a leak.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ from kubeovn_conformance.results import RunInfo
 @dataclass(frozen=True)
 class Step:
     """One state of a case. `build` turns the running workload (pod IPs and ClusterIPs known)
-    into the scenario to reconcile: its policies and its pod and namespace labels."""
+    into the scenario to reconcile: its policies, pod and namespace labels, and pods or
+    Services it adds, removes or changes (those get their addresses from the backend)."""
 
     name: str
     build: Callable[[Scenario], Scenario]
@@ -67,6 +77,15 @@ class Cell:
     elapsed_ms: float = 0.0
     streak: int = 0  # consecutive samples that matched the expectation
     done: bool = False
+    stable: bool = False  # same verdict before and after the step
+    leaks: int = 0  # samples of a stable cell that saw the other verdict
+    held_leaks: int = 0  # of those, samples taken inside an intermediate state the backend held
+    leak_span_ms: float = 0.0  # from applying the step to the last leaking sample
+
+    @property
+    def leaked(self) -> bool:
+        """A leak that fails the cell (see the module docstring)."""
+        return self.held_leaks > 0 or (self.leaks > 0 and self.expectation.verdict == "deny")
 
     @property
     def probe(self) -> Probe:
@@ -76,6 +95,8 @@ class Cell:
     def outcome(self) -> str:
         if self.expectation.verdict == UNDEFINED:
             return "undefined"
+        if self.leaked:
+            return "fail"
         if self.observed == self.expectation.expected_observed and self.done:
             return "pass"
         if self.observed in (None, "error"):
@@ -85,7 +106,9 @@ class Cell:
     def record(self) -> dict[str, object]:
         return {**self.expectation.to_dict(), "observed": self.observed, "outcome": self.outcome,
                 "attempts": self.attempts, "elapsed_ms": round(self.elapsed_ms, 2),
-                **({"detail": self.detail} if self.detail else {})}
+                **({"detail": self.detail} if self.detail else {}),
+                **({"leaks": self.leaks, "held_leaks": self.held_leaks,
+                    "leak_span_ms": round(self.leak_span_ms, 1)} if self.leaks else {})}
 
 
 @dataclass
@@ -98,6 +121,10 @@ class StepReport:
     @property
     def mismatches(self) -> list[Cell]:
         return [c for c in self.cells if c.outcome in ("fail", "infra-error")]
+
+    @property
+    def leaks(self) -> int:
+        return sum(c.leaks for c in self.cells)
 
 
 @dataclass
@@ -138,6 +165,7 @@ class CaseReport:
                 line = (f"  {p.client} -> {p.target} {p.path} {p.port}/{p.protocol} "
                         f"(target port {p.target_port}): expected {c.expectation.verdict} "
                         f"({c.expectation.expected_observed}), observed {c.observed}"
+                        f"{f' after {c.leaks} leaking samples within {c.leak_span_ms:.0f} ms' if c.leaks else ''}"
                         f"{' ' + c.detail if c.detail else ''}\n    because {c.expectation.reason}")
                 if reproduce:
                     line += f"\n    reproduce: {reproduce(p.client, c.target)}"
@@ -238,9 +266,12 @@ class Runner:
         report = CaseReport(case)
         live = self.realize(case.workload)
         try:
+            before = self._verdicts(live)  # the bare workload: everything allowed
             for step in case.steps:
                 scenario = step.build(live)
-                report.steps.append(self._run_step(case, step.name, scenario))
+                step_report = self._run_step(case, step.name, scenario, before)
+                report.steps.append(step_report)
+                before = {_probe_key(c.probe): c.expectation.verdict for c in step_report.cells}
             # Back to the bare workload: no policies, original labels, for the next case.
             self.backend.reconcile(live)
         except BaseException as e:
@@ -257,17 +288,47 @@ class Runner:
                                  probes=report.probes,
                                  mismatches=sum(len(s.mismatches) for s in report.steps),
                                  convergence_ms=report.convergence_ms,
+                                 leaks=sum(s.leaks for s in report.steps),
                                  duration_s=round(report.duration_s, 3), skip_reason=None)
         return report
 
-    def _run_step(self, case: Case, step: str, scenario: Scenario) -> StepReport:
+    def _verdicts(self, scenario: Scenario) -> dict[tuple, str]:
         oracle = Oracle(scenario)
         protocols = self._protocols()
-        expectations = [oracle.expect(p) for p in oracle.probes() if p.protocol in protocols]
-        cells = self._cells(scenario, expectations)
+        return {_probe_key(p): oracle.expect(p).verdict for p in oracle.probes()
+                if p.protocol in protocols}
+
+    def _run_step(self, case: Case, step: str, scenario: Scenario,
+                  before: dict[tuple, str]) -> StepReport:
+        # Stable cells, known before the change (pods a step adds have no address yet and
+        # are simply not sampled while it is applied).
+        ahead = [c for c in self._cells(scenario, [
+            e for e in Oracle(scenario).expectations() if e.probe.protocol in self._protocols()])
+            if before.get(_probe_key(c.probe), UNDEFINED) == c.expectation.verdict != UNDEFINED]
         applied = time.monotonic()
-        self.backend.reconcile(scenario)
+
+        def sample() -> None:  # inside an intermediate state the backend holds
+            self._round(ahead)
+            for c in ahead:
+                if c.observed != c.expectation.expected_observed and c.observed in ("connected", "timeout"):
+                    c.leaks += 1
+                    c.held_leaks += 1
+                    c.leak_span_ms = (time.monotonic() - applied) * 1000.0
+
+        realized = self.backend.reconcile(scenario, between=sample) or scenario
+        oracle = Oracle(realized)
+        expectations = [oracle.expect(p) for p in oracle.probes() if p.protocol in self._protocols()]
+        cells = self._cells(realized, expectations)
+        early = {_probe_key(c.probe): c for c in ahead}
+        for c in cells:
+            prior = early.get(_probe_key(c.probe))
+            c.stable = before.get(_probe_key(c.probe), UNDEFINED) == c.expectation.verdict != UNDEFINED
+            if prior is not None and c.stable:
+                c.leaks, c.held_leaks, c.leak_span_ms = prior.leaks, prior.held_leaks, prior.leak_span_ms
         convergence, rounds = self._converge(cells, applied)
+        for c in cells:
+            if not c.done:  # never agreed: a mismatch, not a transient leak
+                c.leaks, c.held_leaks, c.leak_span_ms = 0, 0, 0.0
         report = StepReport(step, cells, convergence, rounds)
         if report.mismatches:
             self._diagnose(case, [{**c.record(), "case": case.id, "step": step}
@@ -305,6 +366,10 @@ class Runner:
             self._round(pending)
             rounds += 1
             for c in pending:
+                if (c.stable and c.observed != c.expectation.expected_observed
+                        and c.observed in ("connected", "timeout")):
+                    c.leaks += 1
+                    c.leak_span_ms = (time.monotonic() - applied) * 1000.0
                 if c.expectation.verdict == UNDEFINED:
                     c.done = True  # recorded once, never re-probed, never failed
                 elif c.observed == c.expectation.expected_observed:
@@ -355,3 +420,7 @@ class Runner:
                 else:
                     c.observed, c.elapsed_ms = o.observed, o.elapsed_ms
                     c.detail = f"({o.detail})" if o.observed == "error" and o.detail else ""
+
+
+def _probe_key(p: Probe) -> tuple:
+    return (p.client, p.target, p.path, p.port, p.protocol)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,9 @@ class Backend(abc.ABC):
 
     Life cycle, driven by the runner for one case:
       setup(workload) -> the workload with pod IPs and Service ClusterIPs filled in
-      reconcile(scenario)   any number of times: make policies and labels match exactly
+      reconcile(scenario)   any number of times: make policies, labels, pods and Services
+                            match exactly; returns the scenario with the addresses of
+                            pods and Services a step added
       probe(client, targets) any number of times
       teardown()            always, also after errors and on Ctrl-C
     """
@@ -63,9 +65,14 @@ class Backend(abc.ABC):
         `Pod.ip` and `Service.cluster_ip` set to what the backend assigned."""
 
     @abc.abstractmethod
-    def reconcile(self, scenario: Scenario) -> None:
-        """Make the backend's NetworkPolicies and pod/namespace labels equal to `scenario`'s:
-        create, update and delete only what differs. Pods and Services do not change."""
+    def reconcile(self, scenario: Scenario,
+                  between: Callable[[], None] | None = None) -> Scenario:
+        """Make the backend's NetworkPolicies, pod/namespace labels, pods and Services equal
+        to `scenario`'s: create, update and delete only what differs (a step may add a pod
+        after a policy, or change a Service's targetPort). Returns `scenario` with pod IPs
+        and ClusterIPs filled in. `between`, where the backend can hold an intermediate
+        dataplane state of the change (the lab's controller model), is called in each such
+        state so the runner can sample it; backends that cannot hold one never call it."""
 
     @abc.abstractmethod
     def probe(self, client: str, targets: Sequence[Target], timeout: float) -> list[Observation]:

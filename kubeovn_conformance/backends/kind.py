@@ -403,9 +403,63 @@ class KindBackend(Backend):
 
     # ------------------------------------------------------------------ reconcile
 
-    def reconcile(self, scenario: Scenario) -> None:
+    def reconcile(self, scenario: Scenario, between: Any = None) -> Scenario:
+        """`between` is the lab's hook into intermediate controller states; a real
+        controller's intermediate states cannot be held, so it is not called here."""
         if not self._ns_map:
             raise InfraError("reconcile before setup")
+        unknown_ns = {p.namespace for p in scenario.pods} - set(self._ns_map)
+        if unknown_ns:
+            raise InfraError(f"pods in namespaces not set up: {', '.join(sorted(unknown_ns))}")
+        scenario = self._reconcile_workload(scenario)
+        self._reconcile_labels_and_policies(scenario)
+        return scenario
+
+    def _reconcile_workload(self, scenario: Scenario) -> Scenario:
+        """Pods a step adds or removes, Services it adds or changes (e.g. a new targetPort):
+        created and waited for as in setup, so their addresses are known to the oracle."""
+        assert self._workload is not None
+        core = self.core()
+        selector = f"{RUN_LABEL}={self.run_id}"
+        new_pods = []
+        for ns in sorted(self._ns_map):
+            live = {p.metadata.name for p in self._call(
+                core.list_namespaced_pod, self.real_ns(ns), label_selector=selector).items}
+            wanted = {p.name: p for p in scenario.pods if p.namespace == ns}
+            for name in sorted(live - set(wanted)):
+                with contextlib.suppress(_Gone):
+                    self._delete(core.delete_namespaced_pod, name, self.real_ns(ns))
+            new_pods += [p for n, p in sorted(wanted.items()) if n not in live]
+        for pod in new_pods:
+            if pod.namespace not in {p.namespace for p in self._workload.pods}:
+                self._call(core.create_namespaced_config_map, self.real_ns(pod.namespace),
+                           self.configmap_manifest(pod.namespace))
+            self._call(core.create_namespaced_pod, self.real_ns(pod.namespace), self.pod_manifest(pod))
+        cluster_ips = {s.key: s.cluster_ip for s in scenario.services if s.cluster_ip}
+        before = {s.key: s for s in self._workload.services}
+        for svc in scenario.services:
+            if before.get(svc.key) == svc or (svc.key in before and
+                                              replace(before[svc.key], cluster_ip=svc.cluster_ip) == svc):
+                continue
+            body = self.service_manifest(svc)
+            if svc.key in before:
+                current = self._call(core.read_namespaced_service, svc.name, self.real_ns(svc.namespace))
+                body["metadata"]["resourceVersion"] = current.metadata.resource_version
+                body["spec"]["clusterIP"] = current.spec.cluster_ip
+                done = self._call(core.replace_namespaced_service, svc.name,
+                                  self.real_ns(svc.namespace), body)
+            else:
+                done = self._call(core.create_namespaced_service, self.real_ns(svc.namespace), body)
+            cluster_ips[svc.key] = done.spec.cluster_ip if done.spec else None
+        ips = {p.key: p.ip for p in scenario.pods if p.ip}
+        if new_pods:
+            ips.update(self._wait_ready(Scenario(pods=tuple(new_pods))))
+        self._workload = replace(self._workload, pods=scenario.pods, services=scenario.services)
+        live_scenario = scenario.with_pod_ips(ips)
+        return replace(live_scenario, services=tuple(
+            replace(s, cluster_ip=cluster_ips.get(s.key, s.cluster_ip)) for s in live_scenario.services))
+
+    def _reconcile_labels_and_policies(self, scenario: Scenario) -> None:
         core, net = self.core(), self.networking()
         selector = f"{RUN_LABEL}={self.run_id}"
         namespaces = {n.metadata.name: n for n in

@@ -36,7 +36,7 @@ def junit_properties(
     (run_id, backend, mode, kube_ovn_version, profile as in summary.json)."""
     merged = {**(run or {}), **record}
     props = [(k, str(merged[k])) for k in PROPERTY_KEYS if merged.get(k) not in (None, "")]
-    for key in ("convergence_ms", "probes", "mismatches"):
+    for key in ("convergence_ms", "probes", "mismatches", "leaks"):
         value = merged.get(key)
         if value is not None:
             props.append((key, f"{value:.1f}" if isinstance(value, float) else str(value)))

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from kubeovn_conformance.backends.base import (
     Target,
     parse_observations,
 )
+from kubeovn_conformance.backends.lab import sync
 from kubeovn_conformance.backends.lab import topology as topo
 from kubeovn_conformance.backends.lab.daemons import (
     Lab,
@@ -85,7 +86,7 @@ class LabBackend(Backend):
         self.sync_timeout = sync_timeout
         self.lab = Lab(lab_name, lab_dir)
         self.subnet = topo.SUBNETS[mode]
-        self.kube_ovn_version = f"lab-{getattr(profile, 'name', 'default')}"
+        self.kube_ovn_version = f"lab:{getattr(profile, 'tag', 'default')}"
         self.supports_sctp = kernel_has_sctp()
         self._owns_lab = False
         self._claimed = False
@@ -93,7 +94,8 @@ class LabBackend(Backend):
         self._agents: dict[str, subprocess.Popen] = {}
         self._scenario: Scenario | None = None
         self._vips: dict[str, dict[str, str]] | None = None
-        self._policy_state: Any = None
+        self._applied: sync.Applied | None = None
+        self._next_index = 0
 
     # ------------------------------------------------------------------ life cycle
 
@@ -120,6 +122,7 @@ class LabBackend(Backend):
         topo.build_switches(self.lab, self.vlan_id)
         pods = list(workload.pods)
         ports = topo.plan_pods(self.lab, pods, self.subnet)
+        self._next_index = len(ports)
         self._ports = {p.key: p for p in ports}
         topo.add_pods(self.lab, ports)
         self._start_agents(pods)
@@ -132,19 +135,22 @@ class LabBackend(Backend):
         self.lab.sync(self.sync_timeout)
         return replace(scenario, policies=workload.policies)
 
-    def reconcile(self, scenario: Scenario) -> None:
+    def reconcile(self, scenario: Scenario, between: Callable[[], None] | None = None) -> Scenario:
         if self._scenario is None:
             raise InfraError("reconcile() before setup()")
+        self._reconcile_workload(scenario)
         scenario = self._with_addresses(scenario)
         self._apply_load_balancers(scenario)  # label changes can change Service endpoints
-        # ---- the policy translation (translate.py, owned by the translation engineer) ----
-        from kubeovn_conformance.backends.lab import translate
+
+        def settle() -> None:  # an intermediate controller state reaches the datapath
+            self.lab.sync(self.sync_timeout)
+            if between is not None:
+                between()
 
         kwargs = {} if self.profile is None else {"profile": self.profile}
-        self._policy_state = translate.reconcile_policies(
+        self._applied = sync.reconcile_policies(
             self.lab.nbctl, scenario, {k: p.lsp for k, p in self._ports.items()},
-            state=self._policy_state, gateways=[self.subnet.gateway], **kwargs)
-        # ----------------------------------------------------------------------------------
+            applied=self._applied, gateways=[self.subnet.gateway], between=settle, **kwargs)
         self._scenario = scenario
         self.lab.sync(self.sync_timeout)
         # Each policy state starts from an empty conntrack and datapath flow cache, so nothing
@@ -155,6 +161,35 @@ class LabBackend(Backend):
         # longer than the deadline in long runs.
         self.lab.appctl("ovs-vswitchd", "dpctl/flush-conntrack")
         self.lab.appctl("ovs-vswitchd", "dpctl/del-flows")
+        return scenario
+
+    def set_profile(self, profile: Any) -> None:
+        """Switch the Kube-OVN behaviour between cases: only while no policy is applied, so
+        no object of the old profile outlives the switch."""
+        if self._applied is not None and self._applied.scenario.policies:
+            raise InfraError("set_profile() while policies are applied")
+        self.profile = profile
+        self.kube_ovn_version = f"lab:{getattr(profile, 'tag', 'default')}"
+
+    def _reconcile_workload(self, scenario: Scenario) -> None:
+        """Pods created or deleted by a step (kubelet's part); Services follow in
+        _with_addresses and the load balancers."""
+        wanted = {p.key for p in scenario.pods}
+        gone = [p for k, p in self._ports.items() if k not in wanted]
+        if gone:
+            for p in gone:
+                self._stop_agent(p.key)
+            topo.remove_pods(self.lab, gone)
+            for p in gone:
+                del self._ports[p.key]
+        new = [p for p in scenario.pods if p.key not in self._ports]
+        if not new:
+            return
+        ports = topo.plan_pods(self.lab, new, self.subnet, first_index=self._next_index)
+        self._next_index += len(new)
+        self._ports.update({p.key: p for p in ports})
+        topo.add_pods(self.lab, ports)
+        self._start_agents(new)
 
     def probe(self, client: str, targets: Sequence[Target], timeout: float) -> list[Observation]:
         port = self._ports.get(client)
@@ -199,7 +234,7 @@ class LabBackend(Backend):
         self._ports = {}
         self._scenario = None
         self._vips = None
-        self._policy_state = None
+        self._applied = None
         self._owns_lab = False
         if errors:
             raise InfraError("teardown: " + "; ".join(errors))
@@ -246,12 +281,16 @@ class LabBackend(Backend):
         return [self.python, "-I", "-S", agent.agent_path()]
 
     def _with_addresses(self, scenario: Scenario) -> Scenario:
-        """The runner's scenario with the IPs this backend assigned (it may lack them)."""
+        """The runner's scenario with the IPs this backend assigned (it may lack them); a
+        Service new in this step gets the next free ClusterIP."""
         assert self._scenario is not None
         ips = {k: p.ip for k, p in self._ports.items()}
-        cips = {s.key: s.cluster_ip for s in self._scenario.services}
+        known = {s.key: s.cluster_ip for s in self._scenario.services}
+        services = tuple(replace(s, cluster_ip=s.cluster_ip or known.get(s.key))
+                         for s in scenario.services)
+        cips = topo.allocate_cluster_ips(services)
         return replace(scenario.with_pod_ips(ips), services=tuple(
-            replace(s, cluster_ip=s.cluster_ip or cips.get(s.key)) for s in scenario.services))
+            replace(s, cluster_ip=cips[s.key]) for s in services))
 
     def _lb_switches(self) -> list[str]:
         switches = [topo.OVERLAY.name]
@@ -357,13 +396,18 @@ class LabBackend(Backend):
             sel.close()
 
     def _stop_agents(self) -> None:
-        for key, proc in list(self._agents.items()):
-            kill_pid(proc.pid)
-            with contextlib.suppress(Exception):
-                proc.wait(timeout=2)
-            if self.lab.state_file.exists():
-                self.lab.forget_pid(f"agent:{key}")
-            del self._agents[key]
+        for key in list(self._agents):
+            self._stop_agent(key)
+
+    def _stop_agent(self, key: str) -> None:
+        proc = self._agents.pop(key, None)
+        if proc is None:
+            return
+        kill_pid(proc.pid)
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=2)
+        if self.lab.state_file.exists():
+            self.lab.forget_pid(f"agent:{key}")
 
 
 __all__ = ["MODES", "LabBackend", "in_netns", "kernel_has_sctp", "parse_observations"]
