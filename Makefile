@@ -52,7 +52,7 @@ report: $(PY) ## HTML report of every run in reports/ (reports/index.html)
 	$(VENV)/bin/kubeovn-conformance report $(REPORTS) -o $(REPORTS)/index.html --known clusters/known-issues.yaml
 	@echo "open $(REPORTS)/index.html"
 
-# --- kind clusters with Kube-OVN (scripts/, clusters/, kubeovn_conformance/clusters.py) ---
+# --- kind clusters with Kube-OVN (scripts/, clusters/, kubeovn_conformance/clusters/) ---
 MODE ?=
 KUBE_OVN_VERSION ?=
 CLUSTER_NAME ?= kube-ovn
