@@ -12,6 +12,7 @@ Modules, one direction of dependency:
     tools        pinned kind / kubectl / helm downloads
     network      docker network facts, the bridge and host firewall scripts
     render       kind config, Helm values, install.sh settings, underlay objects, record
+    images       loading images into kind, with upstream's fallbacks
     plan         the cluster-up plan
     run          executing a plan, reusing a healthy cluster
     diagnostics  what collect-diagnostics needs from a run
@@ -36,6 +37,7 @@ Errors are one line on stderr with exit status 2.
 
 from kubeovn_conformance.clusters.cli import main
 from kubeovn_conformance.clusters.diagnostics import failing_probes
+from kubeovn_conformance.clusters.images import load_image
 from kubeovn_conformance.clusters.matrix import (
     CHART_KEYS_FILE,
     CLUSTERS_DIR,
@@ -51,6 +53,7 @@ from kubeovn_conformance.clusters.matrix import (
     NAMESPACE,
     POD_GATEWAY,
     POD_SUBNET,
+    PROBE_IMAGE,
     PROVIDER_NAME,
     PY,
     RECORD_CONFIGMAP,
@@ -70,7 +73,9 @@ from kubeovn_conformance.clusters.matrix import (
 )
 from kubeovn_conformance.clusters.network import (
     BRIDGE_SETUP_SCRIPT,
+    HOST_RULES_SCRIPT,
     NetworkFacts,
+    host_rules_argv,
     inspect_docker_network,
     load_network_json,
     parse_docker_network,
@@ -103,16 +108,71 @@ from kubeovn_conformance.clusters.tools import (
 )
 
 __all__ = [
-    "BRIDGE_SETUP_SCRIPT", "CHART_KEYS_FILE", "CLUSTERS_DIR", "DEFAULT_CLUSTER_NAME", "DEFAULT_SUBNET",
-    "DEFAULT_VLAN_CIDR", "DOCKER_NETWORK", "HELM_RELEASE", "JOIN_SUBNET", "KUBECTL_KO_URL",
-    "KUBE_PROXY_MODE", "MATRIX_FILE", "MODES", "NAMESPACE", "POD_GATEWAY", "POD_SUBNET",
-    "PROVIDER_NAME", "PY", "RECORD_CONFIGMAP", "REPO_ROOT", "ROLLOUTS", "SERVICE_SUBNET", "VLAN_NAME",
-    "VLAN_NIC", "WAIT_TIMEOUT", "ClusterError", "Matrix", "NetworkFacts", "Options", "Step",
-    "UnderlayAddressing", "VersionEntry", "check_mode", "check_vlan_id", "create_steps",
-    "default_bin_dir", "dump_yaml", "existing_cluster_state", "failing_probes", "fetch_tool",
-    "flatten_keys", "host_arch", "inspect_docker_network", "install_steps", "load_chart_keys",
-    "load_matrix", "load_network_json", "main", "parse_docker_network", "patch_install_sh", "plan",
-    "record_manifest", "render_install_sh_settings", "render_kind_config", "render_values", "run_up",
-    "tool_dirs", "tool_path", "tool_steps", "tool_urls", "underlay_addressing", "underlay_objects",
+    "BRIDGE_SETUP_SCRIPT",
+    "CHART_KEYS_FILE",
+    "CLUSTERS_DIR",
+    "DEFAULT_CLUSTER_NAME",
+    "DEFAULT_SUBNET",
+    "DEFAULT_VLAN_CIDR",
+    "DOCKER_NETWORK",
+    "HELM_RELEASE",
+    "HOST_RULES_SCRIPT",
+    "JOIN_SUBNET",
+    "KUBECTL_KO_URL",
+    "KUBE_PROXY_MODE",
+    "MATRIX_FILE",
+    "MODES",
+    "NAMESPACE",
+    "POD_GATEWAY",
+    "POD_SUBNET",
+    "PROBE_IMAGE",
+    "PROVIDER_NAME",
+    "PY",
+    "RECORD_CONFIGMAP",
+    "REPO_ROOT",
+    "ROLLOUTS",
+    "SERVICE_SUBNET",
+    "VLAN_NAME",
+    "VLAN_NIC",
+    "WAIT_TIMEOUT",
+    "ClusterError",
+    "Matrix",
+    "NetworkFacts",
+    "Options",
+    "Step",
+    "UnderlayAddressing",
+    "VersionEntry",
+    "check_mode",
+    "check_vlan_id",
+    "create_steps",
+    "default_bin_dir",
+    "dump_yaml",
+    "existing_cluster_state",
+    "failing_probes",
+    "fetch_tool",
+    "flatten_keys",
+    "host_arch",
+    "host_rules_argv",
+    "inspect_docker_network",
+    "install_steps",
+    "load_chart_keys",
+    "load_image",
+    "load_matrix",
+    "load_network_json",
+    "main",
+    "parse_docker_network",
+    "patch_install_sh",
+    "plan",
+    "record_manifest",
+    "render_install_sh_settings",
+    "render_kind_config",
+    "render_values",
+    "run_up",
+    "tool_dirs",
+    "tool_path",
+    "tool_steps",
+    "tool_urls",
+    "underlay_addressing",
+    "underlay_objects",
     "vlan_interface",
 ]

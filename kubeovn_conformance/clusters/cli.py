@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from kubeovn_conformance.clusters.diagnostics import failing_probes
+from kubeovn_conformance.clusters.images import load_image
 from kubeovn_conformance.clusters.matrix import (
     DEFAULT_CLUSTER_NAME,
     DEFAULT_VLAN_CIDR,
@@ -24,6 +26,7 @@ from kubeovn_conformance.clusters.matrix import (
 )
 from kubeovn_conformance.clusters.network import (
     NetworkFacts,
+    host_rules_argv,
     inspect_docker_network,
     load_network_json,
     parse_docker_network,
@@ -36,6 +39,7 @@ from kubeovn_conformance.clusters.render import (
     render_install_sh_settings,
     render_kind_config,
     render_values,
+    underlay_addressing,
     underlay_objects,
 )
 from kubeovn_conformance.clusters.run import run_up
@@ -75,6 +79,24 @@ def _options(args: argparse.Namespace) -> Options:
         vlan_cidr=getattr(args, "vlan_cidr", None) or DEFAULT_VLAN_CIDR,
         bin_dir=getattr(args, "bin_dir", None) or default_bin_dir(),
     )
+
+
+def host_rules(action: str, path: Path) -> int:
+    """Apply or remove the accepts recorded in `path` (cluster-down: del)."""
+    try:
+        rec = json.loads(Path(path).read_text())
+        argv = host_rules_argv(rec["image"], action, rec["vlan_cidr"], rec["kind_subnet"])
+    except FileNotFoundError:
+        return 0  # nothing was added
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ClusterError(f"{path}: not a host rules record ({type(e).__name__}: {e})") from None
+    try:
+        rc = subprocess.run(argv, check=False).returncode
+    except FileNotFoundError:
+        raise ClusterError("docker not found in PATH") from None
+    if rc:
+        raise ClusterError(f"host firewall rules ({action}) failed with status {rc}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,6 +168,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp.add_argument("results", type=Path)
     sp.add_argument("--limit", type=int, default=20)
     sub.add_parser("default", help="the default Kube-OVN version of the matrix")
+    sp = sub.add_parser("load-image", help="load a host image into every kind node (with fallbacks)")
+    sp.add_argument("image")
+    sp.add_argument("--name", default=DEFAULT_CLUSTER_NAME)
+    sp.add_argument("--arch", default=None)
+    sp = sub.add_parser("render-host-rules", help="record of a tagged VLAN's host firewall accepts")
+    mv(sp, net=True, vlan=True)
+    sp.add_argument("-o", "--output", required=True)
+    sp = sub.add_parser("host-rules", help="add or delete the host firewall accepts of a record")
+    sp.add_argument("action", choices=("add", "del"))
+    sp.add_argument("--file", type=Path, required=True, help="written by render-host-rules")
     sp = sub.add_parser("image", help="the Kube-OVN image of VERSION")
     sp.add_argument("version")
 
@@ -179,6 +211,12 @@ def _dispatch(args: argparse.Namespace, matrix: Matrix) -> int:
         for name, (ver, url, sums) in tool_urls(matrix, entry, args.arch).items():
             print(name, ver, url, sums)
         return 0
+    if cmd == "load-image":
+        method = load_image(args.name, args.image, args.arch or host_arch())
+        print(f"loaded {args.image} into {args.name} ({method})", file=sys.stderr)
+        return 0
+    if cmd == "host-rules":
+        return host_rules(args.action, args.file)
     if cmd == "default":
         print(matrix.default)
         return 0
@@ -213,6 +251,14 @@ def _dispatch(args: argparse.Namespace, matrix: Matrix) -> int:
     check_mode(args.mode)
     if cmd == "render-kind":
         _emit(dump_yaml(render_kind_config(entry)), args.output)
+        return 0
+    if cmd == "render-host-rules":
+        net = _facts_from_args(args)
+        if args.mode != "underlay" or net is None or not args.vlan_id:
+            raise ClusterError("render-host-rules is for a tagged underlay, with --network-json")
+        a = underlay_addressing(net, check_vlan_id(args.vlan_id), args.vlan_cidr)
+        record = {"image": entry.image, "vlan_cidr": a.cidr, "kind_subnet": str(net.subnet)}
+        _emit(json.dumps(record, indent=1) + "\n", args.output)
         return 0
     if cmd == "render-record":
         _emit(dump_yaml(record_manifest(args.mode, entry, check_vlan_id(args.vlan_id))), args.output)

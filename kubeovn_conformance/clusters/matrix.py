@@ -45,6 +45,9 @@ ROLLOUTS = (
     "deployment/coredns",
 )
 WAIT_TIMEOUT = "600s"
+# The probe agents' image (backends/kind.py DEFAULT_IMAGE): pulled once on the host and loaded
+# into the nodes, so Docker Hub's pull limits cannot fail a night.
+PROBE_IMAGE = "docker.io/library/python:3.12-alpine"
 PY = ("python", "-m", "kubeovn_conformance.clusters")
 
 

@@ -17,9 +17,7 @@ from kubeovn_conformance.clusters.matrix import ClusterError
 # must not be reflected back to the node that sent it); VLAN 0 means filtering off; a tagged
 # VLAN is allowed on every port and on the bridge itself, and the gateway address of the
 # tagged subnet lives on a VLAN interface of the bridge (node traffic stays untagged, VLAN 1).
-# DOCKER-USER accepts let tagged pods open connections to the nodes (docker drops new
-# connections into its bridges otherwise). Arguments: $1 bridge, $2 vlan id, $3 gateway/prefix,
-# $4 vlan interface name.
+# Arguments: $1 bridge, $2 vlan id, $3 gateway/prefix, $4 vlan interface name.
 BRIDGE_SETUP_SCRIPT = (
     'br="$1"; vid="$2"; gw="$3"; vif="$4"; '
     'for p in /sys/class/net/"$br"/brif/*; do echo 0 > "$p/hairpin_mode"; done; '
@@ -28,11 +26,30 @@ BRIDGE_SETUP_SCRIPT = (
     'bridge vlan add vid "$vid" dev "$br" self; '
     'for p in /sys/class/net/"$br"/brif/*; do bridge vlan add vid "$vid" dev "${p##*/}"; done; '
     'ip link show "$vif" >/dev/null 2>&1 || ip link add link "$br" name "$vif" type vlan id "$vid"; '
-    'ip addr replace "$gw" dev "$vif"; ip link set "$vif" up; '
-    'for d in -i -o; do iptables -C DOCKER-USER "$d" "$vif" -j ACCEPT 2>/dev/null '
-    '|| iptables -I DOCKER-USER "$d" "$vif" -j ACCEPT; done'
+    'ip addr replace "$gw" dev "$vif"; ip link set "$vif" up'
 )
 
+# Tagged pods and the nodes talk across the host (VLAN interface <-> kind bridge). Docker drops
+# new connections into its bridges unless DOCKER-USER accepts them, and Docker >= 28 also drops,
+# in `raw PREROUTING`, packets for a container IP that arrive on another interface, before
+# DOCKER-USER is ever reached. So every accept goes into both tables, as upstream's
+# add_docker_iptables_rule does (Makefile v1.16.2 :145-148): idempotent on add (-C before -I),
+# complete on delete (-D while -C finds it). Arguments: $1 add|del, $2 vlan cidr, $3 kind subnet.
+HOST_RULES_SCRIPT = (
+    'act="$1"; vlan="$2"; kind="$3"; '
+    'for tc in filter:DOCKER-USER raw:PREROUTING; do t="${tc%%:*}"; c="${tc#*:}"; '
+    'for sd in "$vlan,$kind" "$kind,$vlan"; do s="${sd%,*}"; d="${sd#*,}"; '
+    'if [ "$act" = add ]; then '
+    'iptables -t "$t" -C "$c" -s "$s" -d "$d" -j ACCEPT 2>/dev/null '
+    '|| iptables -t "$t" -I "$c" -s "$s" -d "$d" -j ACCEPT; '
+    'else while iptables -t "$t" -C "$c" -s "$s" -d "$d" -j ACCEPT 2>/dev/null; do '
+    'iptables -t "$t" -D "$c" -s "$s" -d "$d" -j ACCEPT; done; fi; done; done'
+)
+
+
+def host_rules_argv(image: str, action: str, vlan_cidr: str, kind_subnet: str) -> list[str]:
+    return ["docker", "run", "--rm", "--privileged", "--network=host", image,
+            "bash", "-ec", HOST_RULES_SCRIPT, "host-rules", action, vlan_cidr, kind_subnet]
 
 
 def vlan_interface(vlan_id: int) -> str:

@@ -4,10 +4,12 @@ it is pure; --dry-run prints it."""
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubeovn_conformance.clusters.images import load_image
 from kubeovn_conformance.clusters.matrix import (
     DEFAULT_CLUSTER_NAME,
     DEFAULT_SUBNET,
@@ -15,6 +17,7 @@ from kubeovn_conformance.clusters.matrix import (
     DOCKER_NETWORK,
     HELM_RELEASE,
     NAMESPACE,
+    PROBE_IMAGE,
     PY,
     REPO_ROOT,
     ROLLOUTS,
@@ -24,7 +27,12 @@ from kubeovn_conformance.clusters.matrix import (
     check_mode,
     check_vlan_id,
 )
-from kubeovn_conformance.clusters.network import BRIDGE_SETUP_SCRIPT, NetworkFacts, vlan_interface
+from kubeovn_conformance.clusters.network import (
+    BRIDGE_SETUP_SCRIPT,
+    NetworkFacts,
+    host_rules_argv,
+    vlan_interface,
+)
 from kubeovn_conformance.clusters.render import (
     dump_yaml,
     patch_install_sh,
@@ -35,7 +43,7 @@ from kubeovn_conformance.clusters.render import (
     underlay_addressing,
 )
 from kubeovn_conformance.clusters.steps import Step, _rel, _write
-from kubeovn_conformance.clusters.tools import default_bin_dir, tool_path
+from kubeovn_conformance.clusters.tools import default_bin_dir, host_arch, tool_path
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,9 @@ class Options:
     def kubeconfig(self) -> str:
         return f"{self.workdir}/kubeconfig"
 
+
+
+HOST_RULES_FILE = "host-rules.json"
 
 
 def _vlan_args(o: Options) -> list[str]:
@@ -85,8 +96,15 @@ def create_steps(matrix: Matrix, o: Options) -> list[Step]:
         Step(
             ["kubectl", "--kubeconfig", kc, "taint", "nodes", "-l", cp, f"{cp}:NoSchedule-"], allow_fail=True
         ),
-        Step(["docker", "pull", entry.image]),
-        Step(["kind", "load", "docker-image", "--name", o.name, entry.image]),
+    ] + [step for image in (entry.image, PROBE_IMAGE) for step in image_steps(o.name, image)]
+
+
+def image_steps(cluster: str, image: str) -> list[Step]:
+    """Pull on the host once, then into every node with upstream's fallbacks (images.py)."""
+    return [
+        Step(["docker", "pull", image]),
+        Step([*PY, "load-image", "--name", cluster, image],
+             action=lambda: load_image(cluster, image, host_arch()) and None),
     ]
 
 
@@ -132,6 +150,16 @@ def install_steps(
                 ]
             )
         )
+        if o.vlan_id:
+            # What cluster-down needs to remove the host's firewall accepts again.
+            rules = f"{o.workdir}/{HOST_RULES_FILE}"
+            record = {"image": entry.image, "vlan_cidr": a.cidr, "kind_subnet": str(net.subnet)}
+            steps += [
+                Step([*PY, "render-host-rules", o.mode, o.version, "--network-json", netjson,
+                      *_vlan_args(o), "-o", rules],
+                     action=_write(rules, json.dumps(record, indent=1) + "\n")),
+                Step(host_rules_argv(entry.image, "add", a.cidr, str(net.subnet))),
+            ]
     net_args = ["--network-json", netjson] if o.mode == "underlay" else []
     if entry.install == "helm":
         vals = f"{o.workdir}/values.yaml"
@@ -197,8 +225,10 @@ def install_steps(
                 ],
                 action=patch,
             ),
-            # Absolute: the script may change directory; kubectl-ko must be found on PATH.
-            Step(["env", *env, f"KUBECONFIG={REPO_ROOT / kc}", "bash", patched]),
+            # In the cluster's work directory: install.sh writes its manifests (about ten YAML
+            # files) into the current directory. KUBECONFIG absolute for the same reason.
+            Step(["env", "-C", o.workdir, *env, f"KUBECONFIG={REPO_ROOT / kc}", "bash",
+                  Path(patched).name]),
         ]
     nodes_ready, subnet_ready = _ready_checks(kc, WAIT_TIMEOUT)
     steps.append(Step(nodes_ready))

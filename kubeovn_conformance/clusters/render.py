@@ -58,8 +58,33 @@ def underlay_addressing(
     return UnderlayAddressing(str(cidr), str(cidr[1]), (), vlan_id)
 
 
+# The kubeadm patches Kube-OVN's kind CI applies (yamls/kind.yaml.j2 at each tag, rewritten here,
+# not copied): etcd's data directory /tmp/lib/etcd, a /24 per node for the pod CIDR, and from
+# v1.14 the OwnerReferencesPermissionEnforcement admission plugin; nodes labelled type=kind.
+ETCD_DATA_DIR_PATCH = (
+    "kind: ClusterConfiguration\nmetadata:\n  name: config\n"
+    "etcd:\n  local:\n    dataDir: /tmp/lib/etcd\n"
+)
+NODE_CIDR_PATCH = (
+    "kind: ClusterConfiguration\ncontrollerManager:\n  extraArgs:\n"
+    '    node-cidr-mask-size-ipv4: "24"\n'
+)
+ADMISSION_PATCH = (
+    "kind: ClusterConfiguration\napiServer:\n  extraArgs:\n"
+    "    enable-admission-plugins: OwnerReferencesPermissionEnforcement\n"
+)
+NODE_LABELS = {"type": "kind"}
+
+
+def _line_at_least(entry: VersionEntry, line: str) -> bool:
+    return tuple(int(x) for x in entry.line[1:].split(".")) >= tuple(int(x) for x in line[1:].split("."))
+
+
 def render_kind_config(entry: VersionEntry) -> dict[str, Any]:
-    node = {"image": entry.node_image}
+    node = {"image": entry.node_image, "labels": dict(NODE_LABELS)}
+    cp_patches = [NODE_CIDR_PATCH]
+    if _line_at_least(entry, "v1.14"):
+        cp_patches.append(ADMISSION_PATCH)
     return {
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
@@ -71,7 +96,11 @@ def render_kind_config(entry: VersionEntry) -> dict[str, Any]:
             "podSubnet": POD_SUBNET,
             "serviceSubnet": SERVICE_SUBNET,
         },
-        "nodes": [{"role": "control-plane", **node}, {"role": "worker", **node}],
+        "kubeadmConfigPatches": [ETCD_DATA_DIR_PATCH],
+        "nodes": [
+            {"role": "control-plane", **node, "kubeadmConfigPatches": cp_patches},
+            {"role": "worker", **node, "labels": dict(NODE_LABELS)},
+        ],
     }
 
 
