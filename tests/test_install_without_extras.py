@@ -29,10 +29,20 @@ def test_plugin_loads_with_runtime_dependencies_only(tmp_path):
     listed = subprocess.run([str(py), "-m", "pip", "list", "--format=freeze"], capture_output=True,
                             text=True, check=True).stdout.lower()
     assert "hypothesis" not in listed and "ruff" not in listed
-    # The README's command, from the checkout (its conftest loads the plugin), with this venv.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    r = subprocess.run([str(py), "-m", "pytest", "suites", "-p", "no:cacheprovider", "--help"],
-                       capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=300)
+    # The installed copy, not this checkout: from an empty directory, the plugin by name.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV") and not k.startswith(("PYTEST_", "TOX_"))}
+    work = tmp_path / "empty"
+    work.mkdir()
+    r = subprocess.run([str(py), "-c", "import kubeovn_conformance.pytest_plugin as p; print(p.__file__)"],
+                       capture_output=True, text=True, cwd=work, env=env, check=False, timeout=300)
+    assert r.returncode == 0 and str(env_dir) in r.stdout, r.stderr[-2000:]
+    r = subprocess.run([str(py), "-m", "pytest", "-p", "kubeovn_conformance.pytest_plugin", "--help"],
+                       capture_output=True, text=True, cwd=work, env=env, check=False, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "--backend" in r.stdout and "kubeovn-conformance" in r.stdout
+    # The plugin's options are known (an unknown option would exit 4, "unrecognized arguments").
+    r = subprocess.run([str(py), "-m", "pytest", "-p", "kubeovn_conformance.pytest_plugin", "--backend",
+                        "kind", "--mode", "underlay", "--collect-only", "-q", "-p", "no:cacheprovider"],
+                       capture_output=True, text=True, cwd=work, env=env, check=False, timeout=300)
+    assert r.returncode == 5, r.stdout[-2000:] + r.stderr[-2000:]  # 5: no tests collected
     assert sys.executable != str(py)
