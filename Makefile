@@ -76,7 +76,8 @@ diagnostics: $(PY) ## collect diagnostics of the kind cluster into $(REPORTS)/di
 	scripts/collect-diagnostics --name $(CLUSTER_NAME) --out $(REPORTS)/diagnostics
 
 # Per mode: cluster-up (reuses a healthy cluster of the same mode and version), the suites,
-# and on failure the diagnostics into the run directory.
+# and on failure the cluster-wide diagnostics into the run directory. Per-probe traces are taken
+# by the kind backend while each failing case is still in place (its namespaces are gone now).
 e2e: $(PY) ## the suites on kind with Kube-OVN (Docker): [MODE=...] [KUBE_OVN_VERSION=...]
 	@set -e; version=$(KOC_VERSION); \
 	for mode in $(or $(MODE),$(MODES)); do \
@@ -85,8 +86,8 @@ e2e: $(PY) ## the suites on kind with Kube-OVN (Docker): [MODE=...] [KUBE_OVN_VE
 	  if ! $(PYTEST) suites --backend kind --mode $$mode --kube-ovn-version $$version \
 	      --kubeconfig $(KIND_KUBECONFIG) --reports-dir $(REPORTS) --run-id $$run_id \
 	      -p no:cacheprovider -v $(PYTEST_ARGS); then \
-	    scripts/collect-diagnostics --name $(CLUSTER_NAME) --out $(REPORTS)/$$run_id/diagnostics \
-	      --probes $(REPORTS)/$$run_id/results.jsonl || true; \
+	    scripts/collect-diagnostics --name $(CLUSTER_NAME) --out $(REPORTS)/$$run_id/diagnostics/cluster \
+	      || true; \
 	    exit 1; \
 	  fi; \
 	done

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from kubeovn_conformance.clusters.diagnostics import failing_probes
+from kubeovn_conformance.clusters.diagnostics import failing_probes, load_namespaces
 from kubeovn_conformance.clusters.images import load_image
 from kubeovn_conformance.clusters.matrix import (
     DEFAULT_CLUSTER_NAME,
@@ -31,6 +31,7 @@ from kubeovn_conformance.clusters.network import (
     load_network_json,
     parse_docker_network,
 )
+from kubeovn_conformance.clusters.nightly import row_problems
 from kubeovn_conformance.clusters.plan import Options
 from kubeovn_conformance.clusters.render import (
     dump_yaml,
@@ -167,7 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp = sub.add_parser("failing-probes", help="client, target, port, protocol of failed probes")
     sp.add_argument("results", type=Path)
     sp.add_argument("--limit", type=int, default=20)
+    sp.add_argument("--namespaces", type=Path, default=None, help="scenario -> real namespace (JSON)")
     sub.add_parser("default", help="the default Kube-OVN version of the matrix")
+    sp = sub.add_parser("check-nightly", help="every matrix row came back with results (CI)")
+    sp.add_argument("reports", type=Path, help="directory of reports-<version>-<mode> artifacts")
     sp = sub.add_parser("load-image", help="load a host image into every kind node (with fallbacks)")
     sp.add_argument("image")
     sp.add_argument("--name", default=DEFAULT_CLUSTER_NAME)
@@ -217,6 +221,11 @@ def _dispatch(args: argparse.Namespace, matrix: Matrix) -> int:
         return 0
     if cmd == "host-rules":
         return host_rules(args.action, args.file)
+    if cmd == "check-nightly":
+        problems = row_problems(matrix, args.reports)
+        for line in problems:
+            print(f"::error::{line}")
+        return 1 if problems else 0
     if cmd == "default":
         print(matrix.default)
         return 0
@@ -224,7 +233,7 @@ def _dispatch(args: argparse.Namespace, matrix: Matrix) -> int:
         print(matrix.entry(args.version).image)
         return 0
     if cmd == "failing-probes":
-        for row in failing_probes(args.results, args.limit):
+        for row in failing_probes(args.results, args.limit, load_namespaces(args.namespaces)):
             print("\t".join(row))
         return 0
     if cmd in ("fetch-tool", "tool-path"):

@@ -8,12 +8,34 @@ from pathlib import Path
 from kubeovn_conformance.clusters.matrix import ClusterError
 
 
-def failing_probes(path: Path, limit: int = 20) -> list[tuple[str, str, str, str]]:
+def _real(key: str, namespaces: dict[str, str]) -> str:
+    """Scenario key ("x/a", "x/svc/s") -> the same key in the run's real namespace."""
+    ns, sep, rest = key.partition("/")
+    return f"{namespaces.get(ns, ns)}{sep}{rest}"
+
+
+def load_namespaces(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ClusterError(f"{path}: cannot read the namespace map: {e}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ClusterError(f"{path}: the namespace map must be an object")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def failing_probes(path: Path, limit: int = 20,
+                   namespaces: dict[str, str] | None = None) -> list[tuple[str, str, str, str]]:
     """(client, target, port, protocol) of failed probes in a results.jsonl, deduplicated and
     capped: one `kubectl ko trace` each takes seconds. Bad lines are skipped, not fatal."""
     seen: dict[tuple[str, str, str, str], None] = {}
+    ns_map = namespaces or {}
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []  # a run that failed at setup probed nothing: no traces, not an error
     except OSError as e:
         raise ClusterError(f"{path}: {e.strerror}") from None
     for line in lines:
@@ -25,8 +47,8 @@ def failing_probes(path: Path, limit: int = 20) -> list[tuple[str, str, str, str
             continue
         try:
             key = (
-                str(rec["client"]),
-                str(rec["target"]),
+                _real(str(rec["client"]), ns_map),
+                _real(str(rec["target"]), ns_map),
                 str(int(rec["port"])),
                 str(rec.get("protocol", "TCP")).lower(),
             )
