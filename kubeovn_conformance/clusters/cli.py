@@ -52,6 +52,7 @@ from kubeovn_conformance.clusters.tools import (
     tool_path,
     tool_urls,
 )
+from kubeovn_conformance.textfile import read_text
 
 
 def _facts_from_args(args: argparse.Namespace) -> NetworkFacts | None:
@@ -192,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClusterError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:  # a file we write, a disk full: still one line, not a traceback
+    except (OSError, ValueError) as e:  # a file we write, a disk full: one line, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -285,9 +286,11 @@ def _dispatch(args: argparse.Namespace, matrix: Matrix) -> int:
         elif cmd == "render-install-sh":
             s = render_install_sh_settings(args.mode, entry, net, vlan_id=vid, vlan_cidr=args.vlan_cidr)
             try:
-                text = args.script.read_text()
+                text = read_text(args.script)
             except OSError as e:
                 raise ClusterError(f"{args.script}: {e.strerror}") from None
+            except ValueError as e:
+                raise ClusterError(str(e)) from None
             ko = tool_path(args.bin_dir or default_bin_dir(), "kubectl-ko", entry.version)
             _emit(patch_install_sh(text, s["assignments"], str(ko.resolve())), args.output)
         else:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from kubeovn_conformance.clusters.matrix import ClusterError
+from kubeovn_conformance.textfile import read_text
 
 
 def _real(key: str, namespaces: dict[str, str]) -> str:
@@ -18,7 +19,7 @@ def load_namespaces(path: Path | None) -> dict[str, str]:
     if path is None:
         return {}
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(read_text(path))
     except (OSError, ValueError) as e:
         raise ClusterError(f"{path}: cannot read the namespace map: {e}".splitlines()[0]) from None
     if not isinstance(data, dict):

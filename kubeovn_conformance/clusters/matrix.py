@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from kubeovn_conformance.textfile import read_text
+
 MODES = ("overlay", "underlay")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTERS_DIR = REPO_ROOT / "clusters"
@@ -112,8 +114,8 @@ def check_mode(mode: str) -> str:
 def load_matrix(path: Path | None = None) -> Matrix:
     path = path or MATRIX_FILE
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
+        data = yaml.safe_load(read_text(path))
+    except (OSError, ValueError, yaml.YAMLError) as e:
         raise ClusterError(f"{path}: cannot read the version matrix: {e}".splitlines()[0]) from None
     if not isinstance(data, dict) or not isinstance(data.get("versions"), dict):
         raise ClusterError(f"{path}: no 'versions' mapping")
@@ -152,7 +154,10 @@ def load_matrix(path: Path | None = None) -> Matrix:
 
 def load_chart_keys(path: Path | None = None) -> dict[str, Any]:
     path = path or CHART_KEYS_FILE
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = yaml.safe_load(read_text(path))
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise ClusterError(f"{path}: cannot read the chart keys: {e}".splitlines()[0]) from None
     return {
         "helm": {line: set(v["keys"]) for line, v in data.get("helm", {}).items()},
         "install_sh": {

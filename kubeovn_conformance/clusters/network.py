@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeovn_conformance.clusters.matrix import ClusterError
+from kubeovn_conformance.textfile import read_text
 
 # Runs inside a privileged host-network container from the Kube-OVN image, as Kube-OVN's
 # Makefile does for its kind bridge: hairpin off on the kind bridge ports (an underlay frame
@@ -106,7 +107,7 @@ def parse_docker_network(data: Any, source: str = "docker network inspect") -> N
 
 def load_network_json(path: Path) -> NetworkFacts:
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(read_text(path))
     except (OSError, ValueError) as e:
         raise ClusterError(f"{path}: cannot read docker network JSON: {e}") from None
     return parse_docker_network(data, str(path))
