@@ -37,7 +37,17 @@ lab: $(PY) ## the conformance suites on the OVN lab, Overlay and Underlay (needs
 	    --reports-dir $(REPORTS) -p no:cacheprovider -v $(PYTEST_ARGS); \
 	done
 
-test: unit lint lab ## everything that runs without a cluster: unit tests, lint, lab suites
+# As root: installs the lab's Debian packages (scripts/install-lab-deps), then everything.
+# Not root: the unit tests and lint, then one line saying what to run for the lab.
+test: ## everything that runs without a cluster: unit tests, lint, lab suites (root for the lab)
+	@lab=0; scripts/install-lab-deps || lab=$$?; \
+	case $$lab in 0|3) ;; *) echo "make test: installing the lab's packages failed (see above)" >&2; exit 1;; esac; \
+	$(MAKE) --no-print-directory unit lint; \
+	if [ "$$lab" != 0 ]; then \
+	  echo "make test: unit tests and lint passed; the lab needs root and apt-get: run 'sudo make test'" >&2; \
+	  exit 2; \
+	fi; \
+	$(MAKE) --no-print-directory lab
 
 lab-up: $(PY) ## start a long-lived OVN lab (pytest --backend lab attaches to it)
 	$(VENV)/bin/kubeovn-conformance lab up
