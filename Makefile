@@ -37,7 +37,17 @@ lab: $(PY) ## the conformance suites on the OVN lab, Overlay and Underlay (needs
 	    --reports-dir $(REPORTS) -p no:cacheprovider -v $(PYTEST_ARGS); \
 	done
 
-test: unit lint lab ## everything that runs without a cluster: unit tests, lint, lab suites
+# As root: installs the lab's Debian packages (scripts/install-lab-deps), then everything.
+# Not root: the unit tests and lint, then one line saying what to run for the lab.
+test: ## everything that runs without a cluster: unit tests, lint, lab suites (root for the lab)
+	@lab=0; scripts/install-lab-deps || lab=$$?; \
+	case $$lab in 0|3) ;; *) echo "make test: installing the lab's packages failed (see above)" >&2; exit 1;; esac; \
+	$(MAKE) --no-print-directory unit lint; \
+	if [ "$$lab" != 0 ]; then \
+	  echo "make test: unit tests and lint passed; the lab needs root and apt-get: run 'sudo make test'" >&2; \
+	  exit 2; \
+	fi; \
+	$(MAKE) --no-print-directory lab
 
 lab-up: $(PY) ## start a long-lived OVN lab (pytest --backend lab attaches to it)
 	$(VENV)/bin/kubeovn-conformance lab up
@@ -52,7 +62,7 @@ report: $(PY) ## HTML report of every run in reports/ (reports/index.html)
 	$(VENV)/bin/kubeovn-conformance report $(REPORTS) -o $(REPORTS)/index.html --known clusters/known-issues.yaml
 	@echo "open $(REPORTS)/index.html"
 
-# --- kind clusters with Kube-OVN (scripts/, clusters/, kubeovn_conformance/clusters.py) ---
+# --- kind clusters with Kube-OVN (scripts/, clusters/, kubeovn_conformance/clusters/) ---
 MODE ?=
 KUBE_OVN_VERSION ?=
 CLUSTER_NAME ?= kube-ovn
@@ -76,7 +86,8 @@ diagnostics: $(PY) ## collect diagnostics of the kind cluster into $(REPORTS)/di
 	scripts/collect-diagnostics --name $(CLUSTER_NAME) --out $(REPORTS)/diagnostics
 
 # Per mode: cluster-up (reuses a healthy cluster of the same mode and version), the suites,
-# and on failure the diagnostics into the run directory.
+# and on failure the cluster-wide diagnostics into the run directory. Per-probe traces are taken
+# by the kind backend while each failing case is still in place (its namespaces are gone now).
 e2e: $(PY) ## the suites on kind with Kube-OVN (Docker): [MODE=...] [KUBE_OVN_VERSION=...]
 	@set -e; version=$(KOC_VERSION); \
 	for mode in $(or $(MODE),$(MODES)); do \
@@ -85,8 +96,8 @@ e2e: $(PY) ## the suites on kind with Kube-OVN (Docker): [MODE=...] [KUBE_OVN_VE
 	  if ! $(PYTEST) suites --backend kind --mode $$mode --kube-ovn-version $$version \
 	      --kubeconfig $(KIND_KUBECONFIG) --reports-dir $(REPORTS) --run-id $$run_id \
 	      -p no:cacheprovider -v $(PYTEST_ARGS); then \
-	    scripts/collect-diagnostics --name $(CLUSTER_NAME) --out $(REPORTS)/$$run_id/diagnostics \
-	      --probes $(REPORTS)/$$run_id/results.jsonl || true; \
+	    scripts/collect-diagnostics --name $(CLUSTER_NAME) --out $(REPORTS)/$$run_id/diagnostics/cluster \
+	      || true; \
 	    exit 1; \
 	  fi; \
 	done

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from kubeovn_conformance.textfile import read_text
+
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
 SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
@@ -620,7 +622,7 @@ def load_scenario(*paths: str | Path) -> Scenario:
     docs: list[tuple[str, Any]] = []
     for path in paths:
         try:
-            text = Path(path).read_text()
+            text = read_text(path)
         except OSError as e:
             raise ManifestError(f"{path}: cannot read: {e.strerror}") from None
         try:

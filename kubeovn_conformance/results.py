@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kubeovn_conformance.textfile import read_text
+
 OUTCOMES = ("pass", "fail", "undefined", "infra-error")
 
 
@@ -40,7 +42,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     out = []
     if not path.exists():
         return out
-    for line in path.read_text().splitlines():
+    for line in read_text(path).splitlines():
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:

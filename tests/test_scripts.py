@@ -24,6 +24,7 @@ BASH = shutil.which("bash") or "/bin/bash"
 KC = ".cache/kind/kube-ovn/kubeconfig"
 W = ".cache/kind/kube-ovn"
 PYM = "python -m kubeovn_conformance.clusters"
+PROBE = "docker.io/library/python:3.12-alpine"
 
 
 def _exe(path: Path, text: str) -> Path:
@@ -133,7 +134,9 @@ def create(mode: str, version: str) -> list[str]:
         f"kubectl --kubeconfig {KC} label nodes -l {cp} kube-ovn/role=master --overwrite",
         f"kubectl --kubeconfig {KC} taint nodes -l {cp} {cp}:NoSchedule-",
         f"docker pull {image}",
-        f"kind load docker-image --name kube-ovn {image}",
+        f"{PYM} load-image --name kube-ovn {image}",
+        f"docker pull {PROBE}",
+        f"{PYM} load-image --name kube-ovn {PROBE}",
     ]
 
 
@@ -180,13 +183,17 @@ EXPECTED = {
         *create("underlay", "v1.12.35"),
         f"{PYM} network-facts kind -o {W}/network.json",
         bridge_setup("v1.12.35", 100, "10.200.0.1/24"),
+        f"{PYM} render-host-rules underlay v1.12.35 --network-json {W}/network.json --vlan-id 100"
+        f" --vlan-cidr 10.200.0.0/24 -o {W}/host-rules.json",
+        "docker run --rm --privileged --network=host docker.io/kubeovn/kube-ovn:v1.12.35 "
+        f"bash -ec '{c.HOST_RULES_SCRIPT}' host-rules add 10.200.0.0/24 172.18.0.0/16",
         f"curl -fsSL --retry 3 -o {W}/install.sh "
         "https://raw.githubusercontent.com/kubeovn/kube-ovn/v1.12.35/dist/images/install.sh",
         f"{PYM} render-install-sh underlay v1.12.35 --network-json {W}/network.json --vlan-id 100"
         f" --vlan-cidr 10.200.0.0/24 --script {W}/install.sh --bin-dir {{bin_dir}}"
         f" -o {W}/install-patched.sh",
-        f"env ENABLE_LB=true ENABLE_NP=true ENABLE_VLAN=true VLAN_NIC=eth0 KUBECONFIG={ROOT}/{KC} "
-        f"bash {W}/install-patched.sh",
+        f"env -C {W} ENABLE_LB=true ENABLE_NP=true ENABLE_VLAN=true VLAN_NIC=eth0 KUBECONFIG={ROOT}/{KC} "
+        "bash install-patched.sh",
         *waits(),
         *record("underlay", "v1.12.35", " --vlan-id 100 --vlan-cidr 10.200.0.0/24"),
     ],
@@ -483,8 +490,12 @@ def test_real_run_executes_the_plan(fake_world):
     # Every external command of the plan ran, in order, after the existence check.
     external = [line for line in dry if not line.startswith(PYM)]
     ran = [
-        x for x in calls if not x.startswith(("kind get clusters", "docker info", "docker network inspect"))
+        x
+        for x in calls
+        # `kind load` runs inside the load-image action (a python step of the plan).
+        if not x.startswith(("kind get clusters", "docker info", "docker network inspect", "kind load"))
     ]
+    assert calls.count(f"kind load docker-image --name {w['name']} {PROBE}") == 1
     assert [x.split(" ", 1)[0] for x in ran] == [x.split(" ", 1)[0] for x in external]
     assert ran[0].startswith(f"kind create cluster --name {w['name']}")
     values = yaml.safe_load((work / "values.yaml").read_text())

@@ -604,25 +604,36 @@ class KindBackend(Backend):
     # ------------------------------------------------------------------ diagnostics
 
     def collect_diagnostics(self, dest: Path, failing: Sequence[dict]) -> None:
+        """While the failing state is still in place: scripts/collect-diagnostics with the
+        failing probes and the scenario -> real namespace map (so `kubectl ko trace` gets real
+        pod names); the API dump when the script is missing or fails."""
         dest.mkdir(parents=True, exist_ok=True)
         (dest / "failing.json").write_text(json.dumps(list(failing), indent=1, default=str))
-        (dest / "namespaces.json").write_text(json.dumps(self._ns_map, indent=1))
+        probes = dest / "failing.jsonl"
+        probes.write_text("".join(json.dumps(r, default=str) + "\n" for r in failing))
+        namespaces = dest / "namespaces.json"
+        namespaces.write_text(json.dumps(self._ns_map, indent=1))
         script = self.diagnostics_script
-        if script.is_file() and os.access(script, os.X_OK):
-            env = {**os.environ, "CONFORMANCE_RUN_ID": self.run_id,
-                   "CONFORMANCE_NAMESPACES": " ".join(sorted(self._ns_map.values()))}
-            if self.kubeconfig:
-                env["KUBECONFIG"] = self.kubeconfig
-            if self.context:
-                env["KUBE_CONTEXT"] = self.context
-            try:
-                subprocess.run([str(script), str(dest)], env=env, timeout=600, check=False,
-                               stdout=(dest / "collect-diagnostics.log").open("w"),
-                               stderr=subprocess.STDOUT)
-            except (OSError, subprocess.TimeoutExpired) as e:
-                (dest / "collect-diagnostics.error").write_text(str(e))
+        if not (script.is_file() and os.access(script, os.X_OK)):
+            self._dump_objects(dest)
             return
-        self._dump_objects(dest)
+        argv = [str(script), "--out", str(dest), "--probes", str(probes), "--namespaces", str(namespaces),
+                "--no-logs"]
+        if self.kubeconfig:
+            argv += ["--kubeconfig", self.kubeconfig]
+        env = {**os.environ, "CONFORMANCE_RUN_ID": self.run_id}
+        if self.context:
+            env["KUBE_CONTEXT"] = self.context
+        try:
+            with (dest / "collect-diagnostics.log").open("w") as log:
+                rc = subprocess.run(argv, env=env, timeout=600, check=False, stdout=log,
+                                    stderr=subprocess.STDOUT).returncode
+        except (OSError, subprocess.TimeoutExpired) as e:
+            (dest / "collect-diagnostics.error").write_text(str(e))
+            rc = -1
+        if rc != 0:
+            (dest / "collect-diagnostics.error").write_text(f"exit status {rc}; dumped the API objects\n")
+            self._dump_objects(dest)
 
     def _dump_objects(self, dest: Path) -> None:
         """Without the script: what the API knows about our objects, and the agents' logs."""

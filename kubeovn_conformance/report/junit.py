@@ -25,6 +25,7 @@ from typing import Any
 from junitparser import JUnitXml, JUnitXmlError, TestSuite
 
 from kubeovn_conformance.report.records import SUMMARY, ReportError
+from kubeovn_conformance.textfile import read_text
 
 PROPERTY_KEYS = ("kube_ovn_version", "mode", "backend", "profile")
 
@@ -60,7 +61,7 @@ def _file_context(path: Path) -> dict[str, str]:
     """Version and mode of a junit.xml written beside a run's summary.json, if any."""
     summary = path.parent / SUMMARY
     try:
-        data = json.loads(summary.read_text(encoding="utf-8"))
+        data = json.loads(read_text(summary))
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from kubeovn_conformance.report.records import ReportError, version_key
+from kubeovn_conformance.textfile import read_text
 
 MODES = ("overlay", "underlay", "any")
 BACKENDS = ("lab", "kind")
@@ -109,7 +110,7 @@ def load_known(path: str | Path | None) -> list[KnownIssue]:
         return []
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path))
     except OSError as exc:
         raise ReportError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:

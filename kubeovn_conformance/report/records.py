@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubeovn_conformance.textfile import read_text
+
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
 CASE_OUTCOMES = ("pass", "fail", "infra-error", "skipped", "undefined")
@@ -73,7 +75,7 @@ class Run:
 def read_results(path: Path) -> tuple[list[dict[str, Any]], bool]:
     """Probe records of a results.jsonl. Only the last line may be broken (cut off mid-write)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text(path).splitlines()
     except OSError as exc:
         raise ReportError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -102,7 +104,7 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         raise ReportError(f"{path}: not a readable JSON file") from None
     if not isinstance(data, dict) or not isinstance(data.get("cases", {}), dict):
@@ -113,7 +115,7 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
 def _read_case_lines(path: Path) -> tuple[dict[str, Any], bool]:
     cases: dict[str, Any] = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text(path).splitlines()
     except (OSError, UnicodeDecodeError):
         raise ReportError(f"{path}: cannot read") from None
     for n, line in enumerate(lines, 1):
