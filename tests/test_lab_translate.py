@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import os
 import shutil
 import signal
@@ -20,14 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from kubeovn_conformance.backends.lab.profile import DEFAULT, PROFILES, Profile, get_profile
+from kubeovn_conformance.backends.lab.profile import DEFAULT, Profile, get_profile
+from kubeovn_conformance.backends.lab.sync import plan_commands, reconcile_policies
 from kubeovn_conformance.backends.lab.translate import (
     Acl,
     OvnPolicyState,
     describe_state,
     desired_state,
-    plan_commands,
-    reconcile_policies,
 )
 from kubeovn_conformance.model import (
     ContainerPort,
@@ -81,28 +81,64 @@ def allows(state: OvnPolicyState, pg: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- an ACL evaluator
-# Enough of OVN's match language for what translate emits: conjunctions of the terms below.
+# Enough of OVN's match language for what translate emits: terms joined by && and ||, with
+# parentheses, `{a, b}` sets and `A <= tcp.dst <= B` ranges. Like OVN, it refuses && and ||
+# mixed without parentheses (kube-ovn#6508).
+
+def _tokens(match: str) -> list[str]:
+    return [t.strip() for t in re.split(r"(\(|\)|&&|\|\|)", match) if t.strip()]
+
+
+def _in(value: str, field: str, pkt: dict, state: OvnPolicyState) -> bool:
+    if value.startswith("$"):
+        nets = state.address_sets[value[1:]]
+    elif value.startswith("{"):
+        nets = {v.strip() for v in value[1:-1].split(",")}
+    else:
+        nets = {value}
+    return any(ipaddress.ip_address(pkt[field]) in ipaddress.ip_network(n) for n in nets)
 
 
 def _term(term: str, pkt: dict, state: OvnPolicyState) -> bool:
     if term == "ip":
         return True
-    if term == "(tcp || udp || sctp)":
-        return pkt["proto"] in ("tcp", "udp", "sctp")
     if term in ("tcp", "udp", "sctp", "icmp"):
         return pkt["proto"] == term
+    parts = term.split()
+    if len(parts) == 5:  # A <= tcp.dst <= B
+        proto = parts[2].split(".")[0]
+        return pkt["proto"] == proto and int(parts[0]) <= pkt["dport"] <= int(parts[4])
     field, op, value = term.split(" ", 2)
     if field in ("outport", "inport"):
         return pkt[field] in state.port_groups[value.removeprefix("@")]
     if field in ("ip4.src", "ip4.dst"):
-        nets = (state.address_sets[value[1:]] if value.startswith("$") else {value})
-        inside = any(ipaddress.ip_address(pkt[field]) in ipaddress.ip_network(n) for n in nets)
+        inside = _in(value, field, pkt, state)
         return inside if op == "==" else not inside
     proto, _ = field.split(".")
-    if pkt["proto"] != proto:
-        return False
-    return {"==": pkt["dport"] == int(value), ">=": pkt["dport"] >= int(value),
-            "<=": pkt["dport"] <= int(value)}[op]
+    return pkt["proto"] == proto and pkt["dport"] == int(value)
+
+
+def evaluate(match: str, pkt: dict, state: OvnPolicyState) -> bool:
+    tokens = _tokens(match)
+
+    def expr(i: int) -> tuple[bool, int]:
+        values, ops = [], set()
+        while True:
+            if tokens[i] == "(":
+                v, i = expr(i + 1)
+                i += 1  # ")"
+            else:
+                v, i = _term(tokens[i], pkt, state), i + 1
+            values.append(v)
+            if i >= len(tokens) or tokens[i] == ")":
+                break
+            ops.add(tokens[i])
+            i += 1
+        if len(ops) > 1:
+            raise ValueError(f"&& and || must be parenthesized when used together: {match}")
+        return (any(values) if ops == {"||"} else all(values)), i
+
+    return expr(0)[0]
 
 
 def verdict(state: OvnPolicyState, direction: str, pkt: dict) -> str:
@@ -110,8 +146,8 @@ def verdict(state: OvnPolicyState, direction: str, pkt: dict) -> str:
     best: tuple[int, str] = (-1, "none")
     for acls in state.acls.values():
         for acl in acls:
-            if acl.direction == direction and acl.priority > best[0] and all(
-                    _term(t, pkt, state) for t in acl.match.split(" && ")):
+            if acl.direction == direction and acl.priority > best[0] and evaluate(
+                    acl.match, pkt, state):
                 best = (acl.priority, acl.action)
     return best[1]
 
@@ -127,21 +163,24 @@ def pod_to_pod(state: OvnPolicyState, src: str, dst: str, port: int, proto: str 
 # --------------------------------------------------------------------------- profiles
 
 
-def test_profiles_name_their_release_lines() -> None:
-    assert DEFAULT is PROFILES["v1.16"]
-    assert {"v1.16", "v1.15", "v1.14", "v1.13", "v1.12", "pre-v1.11.2"} <= set(PROFILES)
-    assert get_profile("v1.15.24") is PROFILES["v1.15"]
-    assert get_profile("1.13") is PROFILES["v1.13"]
-    assert get_profile("v1.11.1") is PROFILES["pre-v1.11.2"]
-    assert not PROFILES["pre-v1.11.2"].egress_after_lb and PROFILES["v1.12"].egress_after_lb
-    assert PROFILES["v1.15"].svc_ips_in_allow_sets and not PROFILES["v1.16"].svc_ips_in_allow_sets
-    assert PROFILES["v1.14"].gateway_allow and not PROFILES["v1.15"].gateway_allow
+def test_profiles_resolve_tags_lines_and_history() -> None:
+    assert DEFAULT.name == "v1.16.2" and get_profile("v1.16") == DEFAULT
+    assert get_profile("v1.15").name == "v1.15.24" and get_profile("1.13.6").name == "v1.13.6"
+    assert get_profile("pre-v1.11.2") == get_profile("history:egress-before-lb")
+    assert not get_profile("v1.11.1").egress_after_lb and get_profile("v1.12.0").egress_after_lb
+    assert get_profile("v1.15.24").svc_ips_in_allow_sets and not DEFAULT.svc_ips_in_allow_sets
+    assert get_profile("v1.14.41").gateway_allow and not get_profile("v1.15.0").gateway_allow
+    assert get_profile("v1.16-lax").enforcement == "lax"
 
 
 def test_unknown_profile_is_one_line_listing_known_names() -> None:
-    with pytest.raises(ValueError, match=r"unknown Kube-OVN profile 'v9\.9'; known: v1\.16") as e:
-        get_profile("v9.9")
+    with pytest.raises(ValueError, match=r"unknown Kube-OVN profile 'v9\.9x'") as e:
+        get_profile("v9.9x")
     assert "\n" not in str(e.value) and "pre-v1.11.2" in str(e.value)
+    with pytest.raises(ValueError, match="unknown fix 'nope'"):
+        get_profile("history:nope")
+    with pytest.raises(ValueError, match="lax needs Kube-OVN v1.15.0"):
+        get_profile("v1.14.41-lax")
     with pytest.raises(ValueError, match="enforcement"):
         Profile("bad", enforcement="loose")
 
@@ -220,7 +259,7 @@ def test_end_port_range_and_protocols() -> None:
     st = desired_state(scenario(ingress("range", {"app": "a"}, Rule(None, (
         PolicyPort("TCP", 8000, 8080), PolicyPort("SCTP", 9000), PolicyPort("UDP"))))), PORTS)
     tails = sorted(m.split("IPv4.0 && ", 2)[2] for m in allows(st, "range.x"))
-    assert tails == ["sctp.dst == 9000", "tcp.dst >= 8000 && tcp.dst <= 8080", "udp"]
+    assert tails == ["8000 <= tcp.dst <= 8080", "sctp.dst == 9000", "udp"]
     assert st.address_sets["range.x.ingress.allow.IPv4.0"] == {"0.0.0.0/0"}  # no peers: all
     assert pod_to_pod(st, "y/b", "x/a", 8080)
     assert not pod_to_pod(st, "y/b", "x/a", 8081)
@@ -229,13 +268,16 @@ def test_end_port_range_and_protocols() -> None:
 
 
 def test_ip_block_with_except() -> None:
-    st = desired_state(scenario(ingress("cidr", {"app": "a"}, Rule(
-        (Peer(ip_block=IPBlock("10.16.0.0/28", ("10.16.0.12/32",))),)))), PORTS)
-    assert st.address_sets["cidr.x.ingress.allow.IPv4.0"] == {"10.16.0.0/28"}
-    assert st.address_sets["cidr.x.ingress.except.IPv4.0"] == {"10.16.0.12/32"}
-    assert pod_to_pod(st, "x/b", "x/a", 8000)
-    assert not pod_to_pod(st, "x/c", "x/a", 8000)
-    assert not pod_to_pod(st, "y/b", "x/a", 8000)  # 10.16.0.21 is outside the /28
+    pol = ingress("cidr", {"app": "a"}, Rule(
+        (Peer(ip_block=IPBlock("10.16.0.0/28", ("10.16.0.12/32",))),)))
+    for profile in (DEFAULT, get_profile("v1.14.41")):  # except scoped per block, or per rule
+        st = desired_state(scenario(pol), PORTS, profile)
+        assert pod_to_pod(st, "x/b", "x/a", 8000)
+        assert not pod_to_pod(st, "x/c", "x/a", 8000)
+        assert not pod_to_pod(st, "y/b", "x/a", 8000)  # 10.16.0.21 is outside the /28
+    old = desired_state(scenario(pol), PORTS, get_profile("v1.14.41"))
+    assert old.address_sets["cidr.x.ingress.allow.IPv4.0"] == {"10.16.0.0/28"}
+    assert old.address_sets["cidr.x.ingress.except.IPv4.0"] == {"10.16.0.12/32"}
 
 
 def test_namespace_and_pod_selector_in_one_peer_is_and() -> None:
@@ -302,8 +344,8 @@ def test_lax_drops_only_tcp_udp_sctp() -> None:
 
 def test_egress_after_lb_is_a_profile_knob() -> None:
     pol = egress("eg", {"app": "a"}, Rule((Peer(sel({"app": "b"})),), (PolicyPort("TCP", 9000),)))
-    new = desired_state(scenario(pol), PORTS, get_profile("v1.12"))
-    old = desired_state(scenario(pol), PORTS, get_profile("pre-v1.11.2"))
+    new = desired_state(scenario(pol), PORTS, get_profile("v1.12.0"))
+    old = desired_state(scenario(pol), PORTS, get_profile("v1.11.1"))
     assert all(a.options == (("apply-after-lb", "true"),) for a in new.acls["eg.x"]
                if a.direction == "from-lport")
     assert all(a.options == () for a in old.acls["eg.x"])
