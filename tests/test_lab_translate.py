@@ -614,7 +614,7 @@ def test_reconcile_against_a_real_nb_database(nb_db) -> None:
 
     st = reconcile_policies(nbctl, scenario(a, e), PORTS, get_profile("v1.15"), None,
                             gateways=["10.16.0.1"], node_ips=["172.18.0.2"])
-    assert _db_state(nbctl) == _expected(st)
+    assert _db_state(nbctl) == _expected(st.state)
     # apply-after-lb really is in the options column and acl-list shows it.
     assert "[after-lb]" in nbctl("acl-list", "pol.e.x")
     assert _db_state(nbctl)["sets"]["pol.e.x.egress.allow.IPv4.0"] == {"10.16.0.10", "10.96.0.10"}
@@ -628,8 +628,8 @@ def test_reconcile_against_a_real_nb_database(nb_db) -> None:
     st2 = reconcile_policies(nbctl, Scenario(NAMESPACES, pods, SERVICES, (a2, e)), PORTS,
                              get_profile("v1.15"), st, gateways=["10.16.0.1"],
                              node_ips=["172.18.0.2"])
-    assert _db_state(nbctl) == _expected(st2)
-    assert st2.port_groups["pol.e.x"] == frozenset()
+    assert _db_state(nbctl) == _expected(st2.state)
+    assert st2.state.port_groups["pol.e.x"] == frozenset()
     assert _db_state(nbctl)["sets"]["pol.a.x.ingress.allow.IPv4.0"] == {"10.16.0.12"}
     # Port groups were updated in place, not recreated.
     assert {r["name"]: r["_uuid"][1] for r in _rows(nbctl, "port_group")} == uuid_before
@@ -637,7 +637,7 @@ def test_reconcile_against_a_real_nb_database(nb_db) -> None:
     # Delete everything: nothing of ours is left, ACL rows included (garbage collected).
     st3 = reconcile_policies(nbctl, Scenario(NAMESPACES, pods, SERVICES, ()), PORTS,
                              get_profile("v1.15"), st2)
-    assert st3 == OvnPolicyState()
+    assert st3.state == OvnPolicyState()
     assert _db_state(nbctl) == {"groups": {}, "sets": {}, "acl_rows": 0}
 
 
@@ -666,7 +666,7 @@ def test_ovn_parses_the_matches_and_enforces_the_union(lab) -> None:
     p1 = ingress("range", {"app": "a"}, Rule(None, (PolicyPort("TCP", 8000, 8080),)))
     p2 = ingress("from-c", {"app": "a"}, Rule((Peer(sel({"app": "c"})),)))
     p3 = egress("eg", {"app": "b"}, Rule((Peer(sel({"app": "a"})),), (PolicyPort("TCP", 8000),)))
-    st = reconcile_policies(lab.nbctl, scenario(p1, p2, p3), PORTS, DEFAULT, None)
+    st = reconcile_policies(lab.nbctl, scenario(p1, p2, p3), PORTS, DEFAULT, None).state
 
     def reaches(src: str, dst: str, port: int) -> bool:
         s, d = (next(p for p in PODS if p.key == k) for k in (src, dst))

@@ -246,6 +246,8 @@ def get_profile(name: str) -> Profile:
     """A profile by tag ("v1.15.6", "1.15.6"), release line ("v1.15": its newest tag),
     `history:<fix id>`, an alias, and an optional "-lax" suffix for NP_ENFORCEMENT=lax."""
     key = ALIASES.get(name.strip(), name.strip())
+    if "+" in key:  # a profile's own name, e.g. "v1.16.2+history:endport-ignored"
+        key = key.split("+", 1)[1]
     if key.startswith(("history:", "fixed:")):
         kind, fix_id = key.split(":", 1)
         return history_profile(fix_id, fixed=kind == "fixed")
