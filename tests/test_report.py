@@ -16,7 +16,7 @@ from kubeovn_conformance.report.records import ReportError, load_run, load_runs
 
 RUNS = Path(__file__).parent / "fixtures" / "runs"
 NEW = RUNS / "new"
-KNOWN = Path(__file__).resolve().parents[1] / "clusters" / "known-issues.yaml"
+KNOWN = Path(__file__).resolve().parent / "fixtures" / "known-issues.yaml"
 RUN = "nightly-2026-11-25-v1.16.2-overlay"
 NASTY = '<img src=x onerror="alert(1)">|`*_[x](javascript:alert(2))</script>&gt;x'
 

@@ -19,7 +19,7 @@ pytestmark = [
     pytest.mark.skipif(browser.chromium() is None, reason="chromium not installed (/usr/bin/chromium)"),
 ]
 NEW = Path(__file__).parent / "fixtures" / "runs" / "new"
-KNOWN = Path(__file__).resolve().parents[1] / "clusters" / "known-issues.yaml"
+KNOWN = Path(__file__).resolve().parent / "fixtures" / "known-issues.yaml"
 
 
 def cell_hash(case: str, version: str, mode: str) -> str:
