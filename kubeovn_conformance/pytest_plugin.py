@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kubeovn_conformance import placement
 from kubeovn_conformance.backends.base import Backend, InfraError
 from kubeovn_conformance.report.junit import add_junit_properties
 from kubeovn_conformance.report.known import find_known, load_known
@@ -22,6 +24,21 @@ from kubeovn_conformance.results import RunInfo, new_run_id, read_jsonl
 from kubeovn_conformance.runner import Case, Runner
 
 RUN_ID_KEY = "kubeovn_conformance_run_id"
+
+
+@dataclass
+class _KeepingRun(RunInfo):
+    """RunInfo that also keeps the probe records of the case in progress (for JUnit
+    properties and failure text that depend on what was written, e.g. node placement)."""
+
+    kept: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def probe_records(self, records: Any) -> None:
+        records = list(records)
+        self.kept.extend(records)
+        super().probe_records(records)
+
+
 _OPEN: list[Conformance] = []  # closed at session end even when Ctrl-C skipped fixture teardown
 
 
@@ -164,9 +181,9 @@ class Conformance:
         run_id = _run_id(config)
         worker = getattr(config, "workerinput", {}).get("workerid", "")
         self.backend = make_backend(config, f"{run_id}-{worker}" if worker else run_id)
-        self.run = RunInfo(run_id, config.getoption("--backend"), config.getoption("--mode"),
-                           _version(config), _profile(config),
-                           Path(config.getoption("--reports-dir")) / run_id)
+        self.run = _KeepingRun(run_id, config.getoption("--backend"), config.getoption("--mode"),
+                               _version(config), _profile(config),
+                               Path(config.getoption("--reports-dir")) / run_id)
         self.run.prepare()
         self.runner = Runner(self.backend, self.run, config.getoption("--probe-timeout"),
                              config.getoption("--deadline"))
@@ -190,6 +207,7 @@ class Conformance:
             self.run.case_record(case.id, direction=case.direction, outcome="skipped", probes=0,
                                  mismatches=0, convergence_ms=None, duration_s=0.0, skip_reason=reason)
             pytest.skip(reason)
+        self.run.kept.clear()
         try:
             report = self.runner.run_case(case)
         except InfraError as e:
@@ -201,12 +219,15 @@ class Conformance:
             add_junit_properties(item, {"convergence_ms": report.convergence_ms,
                                         "probes": report.probes,
                                         "leaks": sum(s.leaks for s in report.steps),
-                                        "mismatches": sum(len(s.mismatches) for s in report.steps)},
+                                        "mismatches": sum(len(s.mismatches) for s in report.steps),
+                                        **placement.junit_counts(self.run.kept)},
                                  meta)
         if report.outcome == "pass":
             return
         reproduce = getattr(self.backend, "reproduce_command", None)
         text = report.failure_text(reproduce)
+        if placement.counts(self.run.kept) is not None:
+            text += f"\n\n{placement.describe(self.run.kept)}\n{placement.table(self.run.kept)}"
         prefix = "infra-error (not a policy verdict)" if report.outcome == "infra-error" else "mismatch"
         pytest.fail(f"{prefix}: {case.id} ({case.description})\n\n{text}", pytrace=False)
 

@@ -27,6 +27,7 @@ from kubeovn_conformance import truthtable
 from kubeovn_conformance.backends.base import Backend, InfraError, Observation, Target
 from kubeovn_conformance.model import Scenario
 from kubeovn_conformance.oracle import UNDEFINED, Expectation, Oracle, Probe
+from kubeovn_conformance.placement import with_placement
 from kubeovn_conformance.results import RunInfo
 
 # --------------------------------------------------------------------------- cases
@@ -336,7 +337,8 @@ class Runner:
         if self.run is not None:
             extra = {"case": case.id, "step": step, "direction": case.direction,
                      "convergence_ms": convergence}
-            self.run.probe_records({**c.record(), **extra} for c in cells)
+            self.run.probe_records(with_placement(({**c.record(), **extra} for c in cells),
+                                                  self.backend.node_of, realized))
         return report
 
     def _diagnose(self, case: Case, failing: list[dict]) -> None:

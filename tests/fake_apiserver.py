@@ -17,6 +17,11 @@ Faults on demand (`exec_faults[ "ns/pod" or "*" ]`): {"drop_status": True} close
 error-channel status; {"exit_code": N} reports exit N; {"hang": True} never finishes;
 {"stdout": "text"} replaces the command's output. `pod_start_delay` keeps new pods Pending;
 `agent_ready_delay` holds back the "ready" log line.
+
+Nodes (`nodes=[fake_node(...)]`, default one untainted node) are listed, and new pods are
+"scheduled" like the scheduler would: a required node affinity on kubernetes.io/hostname
+picks the node with that label, respecting NoSchedule/NoExecute taints; no matching node
+leaves the pod Pending (Unschedulable). `forbidden={"nodes"}` answers 403 to listing them.
 """
 
 from __future__ import annotations
@@ -53,7 +58,29 @@ RESOURCES = {
     "services": ("v1", "Service"),
     "configmaps": ("v1", "ConfigMap"),
     "networkpolicies": ("networking.k8s.io/v1", "NetworkPolicy"),
+    "nodes": ("v1", "Node"),
 }
+HOSTNAME = "kubernetes.io/hostname"
+
+
+def fake_node(name: str, *, hostname: str | None = None, taints: tuple[tuple[str, str], ...] = (),
+              unschedulable: bool = False) -> dict[str, Any]:
+    """A Node object; `taints` are (key, effect) pairs."""
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {HOSTNAME: hostname or name, "kubernetes.io/os": "linux"}},
+            "spec": {"taints": [{"key": k, "effect": e} for k, e in taints],
+                     **({"unschedulable": True} if unschedulable else {})},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def _required_hostnames(pod: dict[str, Any]) -> list[str] | None:
+    """Hostnames a pod's required node affinity allows (only the form the backend writes)."""
+    required = (((pod["spec"].get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    if not required:
+        return None
+    return [v for term in required["nodeSelectorTerms"] for e in term.get("matchExpressions", [])
+            if e["key"] == HOSTNAME and e["operator"] == "In" for v in e["values"]]
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 V4, V5 = "v4.channel.k8s.io", "v5.channel.k8s.io"
@@ -194,7 +221,8 @@ class FakeApiServer:
 
     def __init__(self, *, validate_version: str | None = "1.35.0", ns_delete_delay: float = 0.2,
                  pod_start_delay: float = 0.0, agent_ready_delay: float = 0.0,
-                 exec_protocols: tuple[str, ...] = (V5, V4)) -> None:
+                 exec_protocols: tuple[str, ...] = (V5, V4),
+                 nodes: list[dict[str, Any]] | None = None, forbidden: set[str] | None = None) -> None:
         self.validate_version = validate_version
         self.ns_delete_delay = ns_delete_delay
         self.pod_start_delay = pod_start_delay
@@ -203,6 +231,9 @@ class FakeApiServer:
         self.exec_faults: dict[str, dict[str, Any]] = {}
         self.lock = threading.RLock()
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (resource, ns, name)
+        for node in nodes if nodes is not None else [fake_node("fake-node")]:
+            self.objects[("nodes", "", node["metadata"]["name"])] = copy.deepcopy(node)
+        self.forbidden = set(forbidden or ())
         self.requests: list[tuple[str, str, str]] = []  # (method, path, content-type)
         self.execs: list[dict[str, Any]] = []
         self._rv = itertools.count(1)
@@ -315,9 +346,24 @@ class FakeApiServer:
                     p.setdefault("protocol", "TCP")
                     p.setdefault("targetPort", p["port"])
             elif resource == "pods":
+                self._schedule(obj)
                 self._start_pod(namespace, obj)
             self.objects[(resource, namespace, name)] = obj
             return self._view(resource, obj)
+
+    def _schedule(self, pod: dict[str, Any]) -> None:
+        """Set spec.nodeName as the scheduler would; leave it unset when no node fits."""
+        if pod["spec"].get("nodeName"):
+            return
+        wanted = _required_hostnames(pod)
+        for (r, _, name), node in sorted(self.objects.items()):
+            if r != "nodes" or node["spec"].get("unschedulable"):
+                continue
+            if any(t["effect"] in ("NoSchedule", "NoExecute") for t in node["spec"].get("taints") or ()):
+                continue
+            if wanted is None or node["metadata"]["labels"].get(HOSTNAME) in wanted:
+                pod["spec"]["nodeName"] = name
+                return
 
     def _next_ip(self) -> str:
         n = next(self._ips)
@@ -340,6 +386,8 @@ class FakeApiServer:
 
     def list(self, resource: str, namespace: str, selector: str | None) -> dict[str, Any]:
         api_version, kind = RESOURCES[resource]
+        if resource in self.forbidden:
+            raise ApiError(403, "Forbidden", f'{resource} is forbidden: cannot list resource "{resource}"')
         with self.lock:
             items = [self._view(r, o) for (r, ns, _), o in sorted(self.objects.items())
                      if r == resource and (not namespace or ns == namespace)
@@ -466,6 +514,9 @@ class FakeApiServer:
 
     def _pod_status(self, pod: dict[str, Any]) -> dict[str, Any]:
         meta = pod["metadata"]
+        if not pod["spec"].get("nodeName"):
+            return {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}
         running = self._pod_age(meta["namespace"], meta["name"]) >= self.pod_start_delay
         if not running:
             return {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]}

@@ -83,6 +83,12 @@ class Backend(abc.ABC):
     def teardown(self) -> None:
         """Remove everything setup created. Safe to call twice and after a failed setup."""
 
+    def node_of(self, pod_key: str) -> str | None:
+        """The node pod `pod_key` ("ns/name") runs on, when the backend knows it: probe records
+        then say whether a cell was same-node or cross-node. None by default (the lab has one
+        chassis, so node placement does not exist there)."""
+        return None
+
     def collect_diagnostics(self, dest: Path, failing: Sequence[dict]) -> None:  # noqa: B027
         """Write what helps explain `failing` probe records into `dest` (optional)."""
 

@@ -12,6 +12,13 @@ in on stdin, one JSON line per target comes back on stdout, and the exit status 
 the exec error channel. No status, a non-zero status or unreadable output is an InfraError,
 never a verdict.
 
+Pods are placed on nodes by `placement.place` (required node affinity on the hostname label,
+so the scheduler still checks taints and resources): every destination gets clients on its
+own node and on another where the workload allows. Nodes with NoSchedule/NoExecute taints or
+cordoned are not used; a kind control plane is once untainted, as scripts/cluster-up does.
+Without permission to list nodes the scheduler decides. `node_of` reports the node a pod
+really runs on (its spec.nodeName), so records are right either way.
+
 `kubernetes.stream.stream` swaps `call_api` on the ApiClient it is given while it runs, so
 one ApiClient shared between threads would send other threads' REST calls over a WebSocket:
 every thread gets its own ApiClient.
@@ -42,6 +49,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
 from kubeovn_conformance import agent as agent_module
+from kubeovn_conformance import placement
 from kubeovn_conformance.backends.base import (
     Backend,
     InfraError,
@@ -117,6 +125,9 @@ class KindBackend(Backend):
         self._ns_map: dict[str, str] = {}  # scenario namespace -> real namespace
         self._created_ns: set[str] = set()  # real names, also those of a half-done setup
         self._workload: Scenario | None = None
+        self._hostnames: dict[str, str] = {}  # schedulable node -> its hostname label
+        self._placed: dict[str, str] = {}  # pod key -> node it is placed on
+        self._running_on: dict[str, str] = {}  # pod key -> spec.nodeName once it runs
 
     # ------------------------------------------------------------------ clients
 
@@ -248,6 +259,9 @@ class KindBackend(Backend):
         })
         m["metadata"]["namespace"] = self.real_ns(pod.namespace)
         m["metadata"]["labels"] = {**pod.label_map, **self._base_labels()}
+        node = self._placed.get(pod.key)
+        if node:
+            spec["affinity"] = placement.node_affinity(self._hostnames.get(node, node))
         return m
 
     def service_manifest(self, svc: Service) -> dict[str, Any]:
@@ -337,6 +351,8 @@ class KindBackend(Backend):
             self._call(core.create_namespace, body)
         for ns in sorted({p.namespace for p in workload.pods}):
             self._call(core.create_namespaced_config_map, self.real_ns(ns), self.configmap_manifest(ns))
+        self._hostnames, self._placed, self._running_on = self._schedulable_nodes(), {}, {}
+        self._place(workload)
         for pod in workload.pods:
             self._call(core.create_namespaced_pod, self.real_ns(pod.namespace), self.pod_manifest(pod))
         cluster_ips: dict[str, str | None] = {}
@@ -348,6 +364,28 @@ class KindBackend(Backend):
         live = workload.with_pod_ips(pod_ips)
         return replace(live, services=tuple(replace(s, cluster_ip=cluster_ips.get(s.key, s.cluster_ip))
                                             for s in live.services))
+
+    def _schedulable_nodes(self) -> dict[str, str]:
+        """Node -> hostname label of the nodes our pods may use; {} when we may not list nodes
+        (e.g. a namespaced account on a shared cluster): the scheduler decides then."""
+        try:
+            nodes = self.core().list_node()
+        except ApiException as e:
+            if e.status == 403:
+                return {}
+            raise InfraError(f"list_node: {e.status} {e.reason}: {_api_message(e)}") from None
+        found = placement.schedulable(self._api().sanitize_for_serialization(nodes).get("items") or ())
+        if nodes.items and not found:
+            raise InfraError(f"none of the {len(nodes.items)} nodes is schedulable (cordoned or "
+                             "tainted NoSchedule/NoExecute; untaint the control plane of a kind cluster)")
+        return found
+
+    def _place(self, scenario: Scenario) -> None:
+        """Nodes for the pods of `scenario` not placed yet; placed pods stay where they are."""
+        self._placed = placement.place(scenario, self._hostnames, fixed=self._placed)
+
+    def node_of(self, pod_key: str) -> str | None:
+        return self._running_on.get(pod_key) or self._placed.get(pod_key)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -378,6 +416,12 @@ class KindBackend(Backend):
                         state[key] = problem
                         continue
                     ips[key] = item.status.pod_ip
+                    node = item.spec.node_name if item.spec else None
+                    if node and self._placed.get(key, node) != node:
+                        raise InfraError(f"pod {key} runs on {node}, not on {self._placed[key]} "
+                                         "where it was placed")
+                    if node:
+                        self._running_on[key] = node
                     if key not in confirmed:
                         log = self._call(core.read_namespaced_pod_log, item.metadata.name,
                                          self.real_ns(ns), container="agent")
@@ -430,6 +474,8 @@ class KindBackend(Backend):
                 with contextlib.suppress(_Gone):
                     self._delete(core.delete_namespaced_pod, name, self.real_ns(ns))
             new_pods += [p for n, p in sorted(wanted.items()) if n not in live]
+        if new_pods:
+            self._place(scenario)
         for pod in new_pods:
             if pod.namespace not in {p.namespace for p in self._workload.pods}:
                 self._call(core.create_namespaced_config_map, self.real_ns(pod.namespace),
@@ -599,6 +645,7 @@ class KindBackend(Backend):
         self._created_ns.clear()
         self._ns_map = {}
         self._workload = None
+        self._placed, self._running_on, self._hostnames = {}, {}, {}
         self.close()
 
     # ------------------------------------------------------------------ diagnostics

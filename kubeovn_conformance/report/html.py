@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+from kubeovn_conformance import placement
 from kubeovn_conformance.report.matrix import STATES, Matrix, column_label, run_stats, tables
 
 # The page loads nothing: everything it needs is inline, and the browser is told so.
@@ -56,6 +57,7 @@ def payload(matrix: Matrix) -> dict[str, Any]:
             "probes": res.probes, "mismatches": res.mismatches,
             "convergence_ms": res.convergence_ms, "duration_s": res.duration_s,
             "skip_reason": res.skip_reason, "tables": tables(res.records),
+            "placement": placement.counts(res.records),
         })
     return {"columns": columns, "cases": cases, "cells": cells, "states": list(STATES)}
 

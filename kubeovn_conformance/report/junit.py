@@ -4,7 +4,8 @@ Properties from the runner
 --------------------------
 `junit_properties(record, run=None)` returns [(name, value), ...] for one testcase:
 kube_ovn_version, mode, backend, profile, convergence_ms (and probes/mismatches when the
-argument is a summary case entry). From a pytest hook or fixture, add them with
+argument is a summary case entry), and where node placement is known (kind) the probe
+cells per class, `cells_same_node` and `cells_cross_node`. From a pytest hook or fixture, add them with
 
     item.user_properties.extend(junit_properties(summary_case, run_meta))
 
@@ -37,7 +38,7 @@ def junit_properties(
     (run_id, backend, mode, kube_ovn_version, profile as in summary.json)."""
     merged = {**(run or {}), **record}
     props = [(k, str(merged[k])) for k in PROPERTY_KEYS if merged.get(k) not in (None, "")]
-    for key in ("convergence_ms", "probes", "mismatches", "leaks"):
+    for key in ("convergence_ms", "probes", "mismatches", "leaks", "cells_same_node", "cells_cross_node"):
         value = merged.get(key)
         if value is not None:
             props.append((key, f"{value:.1f}" if isinstance(value, float) else str(value)))

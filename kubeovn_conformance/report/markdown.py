@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from kubeovn_conformance import truthtable
+from kubeovn_conformance import placement, truthtable
 from kubeovn_conformance.report.matrix import Cell, Matrix, column_label, describe_probe, run_stats
+from kubeovn_conformance.report.records import Run
 
 SYMBOL = {
     "pass": "ok",
@@ -60,6 +61,7 @@ def _failing(cell: Cell) -> list[str]:
     out.append(
         f"{res.mismatches} mismatching of {res.probes} probes; convergence {conv}; "
         f"run {md_escape(cell.run.run_id)}"
+        + (f"; {placement.describe(res.records)}" if placement.counts(res.records) is not None else "")
     )
     out.append("")
     bad = [r for r in res.records if r.get("outcome") in ("fail", "infra-error")]
@@ -77,9 +79,17 @@ def _failing(cell: Cell) -> list[str]:
                                ("observed", truthtable.observed_mark),
                                ("diff", truthtable.diff_mark)):
                 parts.append(truthtable.render_all(recs, mark, heading=f"{step} {name}: "))
+        if placement.counts(res.records) is not None:
+            parts.append(placement.table(res.records))
         out += ["", _fence("\n\n".join(parts))]
     out.append("")
     return out
+
+
+def _placement_counts(run: Run) -> str:
+    """Probe cells per node-placement class over the run ("" when placement is unknown)."""
+    c = placement.counts(r for case in run.cases.values() for r in case.records)
+    return "" if c is None else f"; {c[placement.SAME]} same-node, {c[placement.CROSS]} cross-node cells"
 
 
 def render(matrix: Matrix) -> str:
@@ -96,6 +106,7 @@ def render(matrix: Matrix) -> str:
         out.append(
             f"- run {md_escape(run.run_id)}: {md_escape(run.backend)} "
             f"{md_escape(run.version)} {md_escape(run.mode)}{note}; {run_stats(run)}"
+            + _placement_counts(run)
         )
     for old, new in matrix.superseded.items():
         out.append(f"- run {md_escape(old)}: not shown, {md_escape(new)} is the later run "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeovn_conformance import truthtable
+from kubeovn_conformance import placement, truthtable
 from kubeovn_conformance.report.known import KnownIssue, find_known
 from kubeovn_conformance.report.records import CaseResult, Run, version_key
 
@@ -136,6 +136,7 @@ def tables(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     ("expected", truthtable.expected_mark),
                     ("observed", truthtable.observed_mark),
                     ("diff", truthtable.diff_mark),
+                    ("placement", placement.mark),  # s same node, c cross node, - not known
                 )
             }
             rows = sorted({str(r["client"]) for r in recs})

@@ -128,10 +128,17 @@
     t.rows.forEach(function (r, i) {
       var tr = el("tr");
       tr.appendChild(el("th", {"class": "row"}, r));
-      t[name][i].forEach(function (m) {
+      t[name][i].forEach(function (m, j) {
         var cls = "m-" + (m === "?" ? "q" : m === "." ? "dot" : m === " " ? "none" : m) +
           (name === "diff" ? " diff" : "");
-        tr.appendChild(el("td", {"class": cls}, m));
+        // Node placement (kind): cross-node cells get a dashed frame, both classes a title.
+        var where = t.placement ? t.placement[i][j] : "-";
+        var attrs = {"class": cls + (where === "c" ? " x-node" : "")};
+        if (where === "c" || where === "s") {
+          attrs.title = r + " -> " + t.cols[j] + ": " + (where === "c" ? "cross-node" : "same-node");
+          attrs["data-placement"] = where === "c" ? "cross-node" : "same-node";
+        }
+        tr.appendChild(el("td", attrs, m));
       });
       table.appendChild(tr);
     });
@@ -192,6 +199,10 @@
     stat(stats, "duration", cell.duration_s === null ? "n/a" : cell.duration_s + " s");
     stat(stats, "run", col.run_id + " (" + col.backend + ")");
     if (cell.skip_reason) { stat(stats, "skipped", cell.skip_reason); }
+    if (cell.placement) {
+      stat(stats, "placement", cell.placement["same-node"] + " same-node, " +
+        cell.placement["cross-node"] + " cross-node cells (dashed frame = cross-node)");
+    }
     box.appendChild(stats);
     cell.tables.forEach(function (t) {
       var sec = el("section", {"class": "tt-group", "data-table-path": t.path, "data-table-protocol": t.protocol});
