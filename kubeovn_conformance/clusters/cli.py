@@ -161,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp = sub.add_parser("history-matrix", help="the weekly history runs: entry x tag x mode (JSON for CI)")
     sp.add_argument("--format", choices=("json", "lines", "make"), default="json")
     sp.add_argument("--entry", default="all", help="one corpus entry id (default all)")
+    sp.add_argument("--tag", default="", help="only this pre-fix or fixed tag")
+    sp.add_argument("--mode", default="", help="only this mode")
     sp = sub.add_parser("history-summary", help="check every history run's artifact again (CI)")
     sp.add_argument("reports", type=Path, help="directory of history-<entry>-<tag>-<mode> artifacts")
     sp.add_argument("--entry", default="all")
@@ -211,13 +213,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _history(args: argparse.Namespace, matrix: Matrix) -> int:
-    runs = history_runs(matrix, args.corpus, args.entry)
     if args.cmd == "history-summary":
+        runs = history_runs(matrix, args.corpus, args.entry)
         md, problems = summarise(runs, args.reports, args.corpus)
         print("\n".join(md))
         for line in problems:
             print(f"::error::{line}", file=sys.stderr)
         return 1 if problems else 0
+    modes = (check_mode(args.mode),) if args.mode else MODES
+    runs = history_runs(matrix, args.corpus, args.entry, modes, args.tag)
     if args.format == "json":
         print(json.dumps({"include": [r.to_dict() for r in runs]}, separators=(",", ":")))
     elif args.format == "make":

@@ -120,8 +120,11 @@ def history_tags(matrix: Matrix, corpus: Path | None = None) -> dict[str, Versio
 
 
 def history_runs(matrix: Matrix, corpus: Path | None = None, entry: str = "all",
-                 modes: Sequence[str] = MODES) -> list[HistoryRun]:
+                 modes: Sequence[str] = MODES, tag: str = "") -> list[HistoryRun]:
+    """Entry x (pre-fix, fixed) x mode; `tag` keeps only that tag's runs."""
     tags = history_tags(matrix, corpus)  # validates
+    if tag and tag not in tags:
+        raise ClusterError(f"no history tag {tag!r}; known: {', '.join(sorted(tags))}")
     entries = [e for e in _corpus(corpus) if e.kind]
     if entry != "all" and entry not in {e.id for e in entries}:
         known = ", ".join(e.id for e in entries)
@@ -131,9 +134,11 @@ def history_runs(matrix: Matrix, corpus: Path | None = None, entry: str = "all",
         if entry not in ("all", e.id):
             continue
         for which in ("pre_fix", "fixed"):
-            tag = e.kind[which]
-            row = next(r for r in matrix.versions.values() if r.line == tags[tag].line)
-            runs += [HistoryRun(e.id, tag, EXPECT[which], m, e.cases, row.version, row.install)
+            t = e.kind[which]
+            if tag and t != tag:
+                continue
+            row = next(r for r in matrix.versions.values() if r.line == tags[t].line)
+            runs += [HistoryRun(e.id, t, EXPECT[which], m, e.cases, row.version, row.install)
                      for m in modes]
     return runs
 
