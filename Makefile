@@ -109,6 +109,43 @@ e2e-matrix: $(PY) ## make e2e for every version of clusters/versions.yaml, then 
 	done; \
 	$(MAKE) --no-print-directory report; exit $$failed
 
+# --- weekly history runs: corpus entries with `kind:` tags (clusters/kube-ovn-history.yaml) ---
+# Per run (entry x tag x mode): cluster-up at the tag, only the entry's cases, then `history check`
+# (--expect fail on the pre-fix tag: exactly the entry's cells fail; pass on the fixed one). pytest's
+# status 1 is the expected failure of a pre-fix tag; the check decides. A failed run is recorded,
+# the next one still runs, and the target fails at the end naming them.
+ENTRY ?= all
+TAG ?=
+HISTORY_FILTER = --entry $(ENTRY) $(if $(TAG),--tag $(TAG)) $(if $(MODE),--mode $(MODE))
+HISTORY_FAILED = $(REPORTS)/history-failed.txt
+comma := ,
+# One word per run, entry/tag/expect/mode/case,case (history-matrix --format make).
+HISTORY_RUNS = $(shell PYTHONPATH=. $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m kubeovn_conformance.clusters \
+  history-matrix --format make $(HISTORY_FILTER))
+hrun = $(word $(2),$(subst /, ,$(1)))
+# -k: each case by its exact kind id `[<mode>-<case>-<tag>]`, OR'd (clusters/history.py k_expression).
+hrun_k = $(subst ] [,] or [,$(foreach c,$(subst $(comma), ,$(call hrun,$(1),5)),[$(call hrun,$(1),4)-$(c)-$(call hrun,$(1),2)]))
+define history_run
+run_id=$$(date -u +%Y%m%dT%H%M%SZ)-history-$(call hrun,$(1),1)-$(call hrun,$(1),2)-$(call hrun,$(1),4); \
+if scripts/cluster-up $(call hrun,$(1),4) $(call hrun,$(1),2) --name $(CLUSTER_NAME) && \
+  { $(PYTEST) suites --backend kind --mode $(call hrun,$(1),4) --kube-ovn-version $(call hrun,$(1),2) \
+      --kubeconfig $(KIND_KUBECONFIG) --reports-dir $(REPORTS) --run-id "$$run_id" -p no:cacheprovider -v \
+      -k '$(call hrun_k,$(1))' $(PYTEST_ARGS) || [ $$? -eq 1 ]; } && \
+  $(VENV)/bin/kubeovn-conformance history check "$(REPORTS)/$$run_id" --entry $(call hrun,$(1),1) \
+      --expect $(call hrun,$(1),3); then :; else \
+  echo "$(call hrun,$(1),1) $(call hrun,$(1),2) $(call hrun,$(1),4) (expect $(call hrun,$(1),3)): $(REPORTS)/$$run_id" >> $(HISTORY_FAILED); \
+  scripts/collect-diagnostics --name $(CLUSTER_NAME) --out "$(REPORTS)/$$run_id/diagnostics/cluster" || true; \
+fi
+
+endef
+
+.PHONY: e2e-history
+e2e-history: $(PY) ## corpus entries on their pre-fix/fixed tags (kind): [ENTRY=id|all] [TAG=vX.Y.Z] [MODE=...]
+	$(PY) -m kubeovn_conformance.clusters history-matrix --format lines $(HISTORY_FILTER)
+	@mkdir -p $(REPORTS) && rm -f $(HISTORY_FAILED)
+	$(foreach r,$(HISTORY_RUNS),$(call history_run,$(r)))
+	@if [ -s $(HISTORY_FAILED) ]; then echo "e2e-history: failed runs:" >&2; cat $(HISTORY_FAILED) >&2; exit 1; fi
+
 clean: ## remove clusters, downloaded tools, the virtualenv, caches and reports
 	-[ -x scripts/cluster-down ] && scripts/cluster-down --name $(CLUSTER_NAME)
 	rm -rf $(VENV) .bin .cache .pytest_cache .ruff_cache .hypothesis build *.egg-info

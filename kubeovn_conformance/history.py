@@ -209,33 +209,51 @@ def compare(records: Iterable[Mapping[str, Any]], entry: Entry) -> Comparison:
 # --------------------------------------------------------------------------- command line
 
 
+def check(records: Sequence[Mapping[str, Any]], entry: Entry, expect: str) -> tuple[bool, list[str]]:
+    """Does a run agree with an entry? `expect` fail (a pre-fix tag: exactly the entry's shape
+    fails) or pass (a fixed tag: none of its cells fail). A run that did not measure every case
+    of the entry, or whose cells of them hit an infra-error, agrees with neither: a cluster that
+    never came up must not read as "fixed" (nor an empty run as "exactly the shape")."""
+    own = [r for r in records if r.get("case") in entry.cases]
+    lines: list[str] = []
+    absent = [c for c in entry.cases if not any(r.get("case") == c for r in own)]
+    infra = [describe(cell_key(r)) for r in own if r.get("outcome") == "infra-error"]
+    lines += [f"NOT RUN: {c}" for c in absent]
+    lines += [f"INFRA-ERROR: {line}" for line in infra]
+    if expect == "pass":
+        bad = [describe(cell_key(r)) for r in own if r.get("outcome") == "fail"]
+        lines += [f"FAIL (fixed tag, must pass): {line}" for line in bad]
+        ok = not (bad or absent or infra)
+        lines.append(f"{entry.id}: {len(bad)} failing cells where none may fail"
+                     + ("" if ok else f", {len(absent)} cases not run, {len(infra)} infra-errors"))
+        return ok, lines
+    cmp = compare(records, entry)
+    lines += [f"UNEXPECTED failure: {line}" for line in cmp.unexpected]
+    lines += [f"MISSING failure: {line}" for line in cmp.missing]
+    if not cmp.failing and not absent:
+        # A shape names cells as the bug makes them look, so a run without the bug matches no
+        # pattern at all: "nothing predicted, nothing failed" is not agreement.
+        lines.append("NO failure: none of the entry's cells failed (the bug did not show)")
+    ok = cmp.exact and cmp.failing > 0 and not (absent or infra)
+    lines.append(f"{entry.id}: {cmp.failing} failing cells, "
+                 f"{'exactly the recorded shape' if ok else 'not the recorded shape'}")
+    return ok, lines
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from kubeovn_conformance.results import read_jsonl
 
     entries = {e.id: e for e in load_corpus(args.corpus)}
     if args.entry not in entries:
         raise CorpusError(f"{args.corpus}: no entry {args.entry!r}")
-    entry = entries[args.entry]
     path = Path(args.run)
     path = path / "results.jsonl" if path.is_dir() else path
     if not path.exists():
         raise CorpusError(f"{path}: no results file")
-    records = read_jsonl(path)
-    if args.expect == "pass":
-        bad = [describe(cell_key(r)) for r in records
-               if r.get("case") in entry.cases and r.get("outcome") == "fail"]
-        for line in bad:
-            print(f"FAIL (fixed tag, must pass): {line}")
-        print(f"{entry.id}: {len(bad)} failing cells where none may fail")
-        return 1 if bad else 0
-    cmp = compare(records, entry)
-    for line in cmp.unexpected:
-        print(f"UNEXPECTED failure: {line}")
-    for line in cmp.missing:
-        print(f"MISSING failure: {line}")
-    print(f"{entry.id}: {cmp.failing} failing cells, "
-          f"{'exactly the recorded shape' if cmp.exact else 'not the recorded shape'}")
-    return 0 if cmp.exact else 1
+    ok, lines = check(read_jsonl(path), entries[args.entry], args.expect)
+    for line in lines:
+        print(line)
+    return 0 if ok else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -203,3 +203,72 @@ def test_actions_pinned_at_least_by_major(path):
 
 def test_matrix_command_matches_module():
     assert json.loads(_matrix_json())["include"][0]["version"] == c.load_matrix().default
+
+
+# ------------------------------------------------------------------ weekly history contract
+
+
+def _matrix_step_output(workflow: str, env: dict[str, str], tmp_path: Path) -> dict:
+    """Run the matrix job's generating step as Actions would (bash, GITHUB_OUTPUT)."""
+    step = next(s for s in steps(load(workflow)["jobs"]["matrix"]) if s.get("id") == "matrix")
+    out = tmp_path / "github_output"
+    out.unlink(missing_ok=True)  # the step appends, as Actions' file is per step
+    venv_bin = str(ROOT / ".venv" / "bin")
+    r = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", step["run"]],
+        cwd=ROOT,
+        env={"PATH": f"{venv_bin}:/usr/bin:/bin", "GITHUB_OUTPUT": str(out), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    key, _, value = out.read_text().strip().partition("=")
+    assert key == "matrix"
+    return json.loads(value)
+
+
+def test_weekly_history_triggers_and_matrix(tmp_path):
+    wf = load("weekly-history.yml")
+    assert "schedule" in wf["on"] and "workflow_dispatch" in wf["on"]
+    assert wf["on"]["workflow_dispatch"]["inputs"]["entry"]["default"] == "all"
+    matrix_job = load("weekly-history.yml")["jobs"]["matrix"]
+    env = next(s for s in steps(matrix_job) if s.get("id") == "matrix")["env"]
+    assert env["ENTRY"] == "${{ inputs.entry || 'all' }}"  # a scheduled run has no inputs
+    rows = _matrix_step_output("weekly-history.yml", {"ENTRY": "all"}, tmp_path)["include"]
+    used = set(re.findall(r"(?<![.\w])matrix\.(\w+)", (WORKFLOWS / "weekly-history.yml").read_text()))
+    assert used and all(used <= set(r) for r in rows), used
+    assert {(r["entry"], r["expect"]) for r in rows} >= {("egress-rule0-empty", "fail"),
+                                                          ("egress-rule0-empty", "pass")}
+    one = _matrix_step_output("weekly-history.yml", {"ENTRY": "except-scope"}, tmp_path)["include"]
+    assert {(r["tag"], r["mode"], r["expect"]) for r in one} == {
+        ("v1.15.4", m, "fail") for m in c.MODES} | {("v1.15.5", m, "pass") for m in c.MODES}
+
+
+def test_weekly_history_job_runs_the_make_target_and_uploads_per_run():
+    jobs = load("weekly-history.yml")["jobs"]
+    e2e = jobs["e2e"]
+    assert e2e["strategy"]["matrix"] == "${{ fromJSON(needs.matrix.outputs.matrix) }}"
+    assert e2e["strategy"]["fail-fast"] is False
+    assert ("make e2e-history ENTRY=${{ matrix.entry }} TAG=${{ matrix.tag }} MODE=${{ matrix.mode }}"
+            in runs(e2e))
+    uploads = [s for s in steps(e2e) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert len(uploads) == 1 and uploads[0]["if"] == "always()"
+    assert uploads[0]["with"]["name"] == "${{ matrix.artifact }}"
+    # Same conventions as the nightly: tool versions, pip cache, staging by junit.xml.
+    nightly = load("nightly.yml")["jobs"]["e2e"]
+    assert e2e["runs-on"] == nightly["runs-on"]
+    py = lambda job: next(s for s in steps(job) if s.get("uses", "").startswith("actions/setup-python"))  # noqa: E731
+    assert py(e2e)["with"] == py(nightly)["with"]
+    stage = lambda job: next(s for s in steps(job) if s.get("name") == "Stage reports")["run"]  # noqa: E731
+    assert "-name junit.xml" in stage(e2e) and "cp -r \"$run_dir\"/. artifact/" in stage(e2e)
+
+
+def test_weekly_history_summary_job():
+    summary = load("weekly-history.yml")["jobs"]["summary"]
+    assert summary["if"] == "always()" and summary["needs"] == "e2e"
+    download = next(s for s in steps(summary) if s.get("uses", "").startswith("actions/download-artifact@"))
+    assert download["with"]["pattern"] == "history-*"
+    text = runs(summary)
+    assert 'python -m kubeovn_conformance.clusters history-summary reports --entry "$ENTRY"' in text
+    assert "$GITHUB_STEP_SUMMARY" in text and 'exit "$rc"' in text

@@ -8,6 +8,7 @@ a shell), and `network`, which reads `docker network inspect`.
 Modules, one direction of dependency:
 
     matrix       constants, ClusterError, the version matrix and chart keys
+    history      the weekly history runs: the corpus's kind tags, derived from their line's row
     steps        Step (one command of a plan) and small helpers
     tools        pinned kind / kubectl / helm downloads
     network      docker network facts, the bridge and host firewall scripts
@@ -30,6 +31,8 @@ CLI (see `python -m kubeovn_conformance.clusters -h`):
     network-facts NAME -o FILE            save `docker network inspect NAME`
     fetch-tool VERSION TOOL / tool-path VERSION TOOL
     matrix                                {"include": [...]} for a GitHub Actions matrix
+    history-matrix [--entry ID] [--tag T] [--mode M] [--format json|lines|make]
+    history-summary REPORTS [--entry ID]  re-check every history run's artifact (CI)
     default / tools VERSION / image VERSION / failing-probes RESULTS.jsonl
 
 Errors are one line on stderr with exit status 2.

@@ -8,11 +8,13 @@ import json
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from kubeovn_conformance.clusters.diagnostics import failing_probes, load_namespaces
+from kubeovn_conformance.clusters.history import history_runs, summarise
 from kubeovn_conformance.clusters.images import load_image
 from kubeovn_conformance.clusters.matrix import (
     DEFAULT_CLUSTER_NAME,
@@ -107,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Kind clusters with Kube-OVN for the conformance suite.",
     )
     p.add_argument("--matrix", type=Path, default=None, help="version matrix (clusters/versions.yaml)")
+    p.add_argument("--corpus", type=Path, default=None,
+                   help="history corpus whose kind tags are versions too (clusters/kube-ovn-history.yaml)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def mv(sp: argparse.ArgumentParser, net: bool = False, vlan: bool = False) -> None:
@@ -154,6 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             sp.add_argument("--dry-run", action="store_true")
     sp = sub.add_parser("matrix", help="versions x modes (JSON for CI)")
     sp.add_argument("--format", choices=("json", "lines"), default="json")
+    sp = sub.add_parser("history-matrix", help="the weekly history runs: entry x tag x mode (JSON for CI)")
+    sp.add_argument("--format", choices=("json", "lines", "make"), default="json")
+    sp.add_argument("--entry", default="all", help="one corpus entry id (default all)")
+    sp.add_argument("--tag", default="", help="only this pre-fix or fixed tag")
+    sp.add_argument("--mode", default="", help="only this mode")
+    sp = sub.add_parser("history-summary", help="check every history run's artifact again (CI)")
+    sp.add_argument("reports", type=Path, help="directory of history-<entry>-<tag>-<mode> artifacts")
+    sp.add_argument("--entry", default="all")
     sp = sub.add_parser("tools", help="kind/kubectl/helm: name version url checksum-url")
     sp.add_argument("version")
     sp.add_argument("--arch", default="amd64")
@@ -188,7 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = p.parse_args(argv)
     try:
-        matrix = load_matrix(args.matrix)
+        matrix = replace(load_matrix(args.matrix), corpus=args.corpus)
+        if args.cmd in ("history-matrix", "history-summary"):
+            return _history(args, matrix)
         return _dispatch(args, matrix)
     except ClusterError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -196,6 +210,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as e:  # a file we write, a disk full: one line, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _history(args: argparse.Namespace, matrix: Matrix) -> int:
+    if args.cmd == "history-summary":
+        runs = history_runs(matrix, args.corpus, args.entry)
+        md, problems = summarise(runs, args.reports, args.corpus)
+        print("\n".join(md))
+        for line in problems:
+            print(f"::error::{line}", file=sys.stderr)
+        return 1 if problems else 0
+    modes = (check_mode(args.mode),) if args.mode else MODES
+    runs = history_runs(matrix, args.corpus, args.entry, modes, args.tag)
+    if args.format == "json":
+        print(json.dumps({"include": [r.to_dict() for r in runs]}, separators=(",", ":")))
+    elif args.format == "make":
+        print(" ".join(r.make_word() for r in runs))
+    else:
+        for r in runs:
+            print(r.entry, r.tag, r.expect, r.mode, f"-k '{r.k}'")
+    return 0
 
 
 def _dispatch(args: argparse.Namespace, matrix: Matrix) -> int:

@@ -91,13 +91,21 @@ class Matrix:
     chart: str
     tools: dict[str, dict[str, str]]
     versions: dict[str, VersionEntry]
+    # The history corpus (clusters/kube-ovn-history.yaml when None): its pre-fix and fixed
+    # tags are versions too, each derived from its release line's row (clusters/history.py).
+    corpus: Path | None = None
 
     def entry(self, version: str) -> VersionEntry:
-        try:
+        if version in self.versions:
             return self.versions[version]
-        except KeyError:
-            known = ", ".join(self.versions)
-            raise ClusterError(f"unknown Kube-OVN version {version!r}; known: {known}") from None
+        from kubeovn_conformance.clusters.history import history_tags
+
+        tags = history_tags(self, self.corpus)
+        if version in tags:
+            return tags[version]
+        known = ", ".join(self.versions)
+        raise ClusterError(f"unknown Kube-OVN version {version!r}; known: {known}; "
+                           f"history tags: {', '.join(sorted(tags)) or 'none'}")
 
 
 _VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
