@@ -11,7 +11,7 @@ MODES ?= overlay underlay
 LAB_PROFILE ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv test unit lint lab lab-up lab-down bench report clean
+.PHONY: help venv test unit lint lab lab-full lab-up lab-down bench report clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -48,6 +48,18 @@ test: ## everything that runs without a cluster: unit tests, lint, lab suites (r
 	  exit 2; \
 	fi; \
 	$(MAKE) --no-print-directory lab
+
+# Nightly, not in `make test`: the suites on the newest tag of every release line (each a
+# patch-level profile), both modes, and the bug corpus in both modes. About 45 minutes.
+LAB_FULL_PROFILES ?= v1.12.35 v1.13.15 v1.14.41 v1.15.24 v1.16.2
+lab-full: $(PY) ## nightly: suites on every release line's newest tag, both modes; the corpus in both modes (root)
+	@failed=0; \
+	for profile in $(LAB_FULL_PROFILES); do \
+	  $(MAKE) --no-print-directory lab LAB_PROFILE=$$profile || failed=1; \
+	done; \
+	KOC_CORPUS_MODES="overlay underlay" $(PYTEST) tests/test_history_corpus.py -p no:cacheprovider -v \
+	  || failed=1; \
+	exit $$failed
 
 lab-up: $(PY) ## start a long-lived OVN lab (pytest --backend lab attaches to it)
 	$(VENV)/bin/kubeovn-conformance lab up

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -179,7 +179,7 @@ def test_unknown_profile_is_one_line_listing_known_names() -> None:
     assert "\n" not in str(e.value) and "pre-v1.11.2" in str(e.value)
     with pytest.raises(ValueError, match="unknown fix 'nope'"):
         get_profile("history:nope")
-    with pytest.raises(ValueError, match="lax needs Kube-OVN v1.15.0"):
+    with pytest.raises(ValueError, match=r"lax needs Kube-OVN v1\.15\.0"):
         get_profile("v1.14.41-lax")
     with pytest.raises(ValueError, match="enforcement"):
         Profile("bad", enforcement="loose")

@@ -272,3 +272,10 @@ def test_weekly_history_summary_job():
     text = runs(summary)
     assert 'python -m kubeovn_conformance.clusters history-summary reports --entry "$ENTRY"' in text
     assert "$GITHUB_STEP_SUMMARY" in text and 'exit "$rc"' in text
+
+
+def test_nightly_runs_lab_full_as_root():
+    job = load("nightly.yml")["jobs"]["lab-full"]
+    assert any("make lab-full" in r and r.startswith("sudo ") for r in runs(job).splitlines())
+    make = (ROOT / "Makefile").read_text()
+    assert "lab-full:" in make and "KOC_CORPUS_MODES=\"overlay underlay\"" in make
