@@ -410,3 +410,30 @@ def test_fake_websocket_handshake_and_framing_follow_rfc_6455():
     long = ws_frame(0x2, b"x" * 300)
     assert long[:4] == b"\x82\x7e\x01\x2c" and len(long) == 304
     assert base64.b64decode(ws_accept_key("x" * 24))  # well-formed base64
+
+
+# --------------------------------------------------------------------------- workload steps
+
+
+def test_a_step_retargets_a_service_and_removes_a_pod(live):
+    """Steps may change the workload (Backend contract): a Service's targetPort changes in
+    place (same ClusterIP), a pod the step drops is deleted, and the returned scenario
+    carries the addresses."""
+    api, backend, scenario = live
+    web = scenario.services[0]
+    retargeted = Service(web.namespace, web.name, web.selector, (ServicePort(80, 8001),),
+                         cluster_ip=web.cluster_ip)
+    step = Scenario(scenario.namespaces, tuple(p for p in scenario.pods if p.key != "x/b"),
+                    (retargeted,))
+    out = backend.reconcile(step)
+    stored = api.get("services", backend.namespaces["y"], "web")
+    assert stored["spec"]["ports"][0]["targetPort"] == 8001
+    assert stored["spec"]["clusterIP"] == web.cluster_ip
+    assert out.services[0].cluster_ip == web.cluster_ip
+    assert api.get("pods", backend.namespaces["x"], "b") is None
+    assert {p.key for p in out.pods} == {"x/a", "y/c"} and all(p.ip for p in out.pods)
+    # Back to the workload: the pod is created again and the Service restored.
+    back = backend.reconcile(scenario)
+    assert api.get("pods", backend.namespaces["x"], "b") is not None
+    assert api.get("services", backend.namespaces["y"], "web")["spec"]["ports"][0]["targetPort"] == "web"
+    assert back.pod("x/b").ip

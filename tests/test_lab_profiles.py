@@ -147,3 +147,97 @@ def test_history_profiles_revert_one_fix_on_the_newest_behaviour() -> None:
     assert {k for k, v in h.knobs().items() if v != getattr(DEFAULT, k)} == {"endport_ignored"}
     assert get_profile("fixed:label-resync-by-match-diff").label_resync_by_match_diff is False
     assert DEFAULT.label_resync_by_match_diff  # an open bug: every tag has it
+
+
+# --------------------------------------------------------------------------- older knobs
+
+
+def test_except_as_drop_acl_before_v1_7_1() -> None:
+    # v1.7.0 pkg/ovs/ovn-nbctl.go:964: `ip4.src == $<..>.ingress.except.IPv4.<i> && ...` drop at
+    # 2002 (const.go:75); v1.7.1 :975-982 folds `ip4.src != $except` into the 2001 allow.
+    pol = NetworkPolicy("x", "p", sel({"app": "a"}), ingress=(Rule((
+        Peer(ip_block=IPBlock("10.16.0.0/16", ("10.16.0.11/32",))),)),))
+    st = desired_state(Scenario((), PODS, (), (pol,)), PORTS, get_profile("history:except-drop-acl"))
+    drops = {(a.priority, a.match) for a in st.acls["p.x"] if a.action == "drop"}
+    assert (2002, "outport == @p.x && ip && ip4.src == $p.x.ingress.except.IPv4.0") in drops
+    assert "outport == @p.x && ip && ip4.src == $p.x.ingress.allow.IPv4.0" in acl_matches(
+        pol, "history:except-drop-acl")
+
+
+def test_egress_except_matched_with_eq_before_v1_8_2() -> None:
+    # v1.8.1 pkg/ovs/ovn-nbctl.go:1154: `ip4.dst == $allow && ip4.dst == $except && tcp.dst == 80`;
+    # v1.8.2 :1172 `!=` (168a7c976, 7e775fa6a).
+    pol = NetworkPolicy("x", "e", sel({"app": "a"}), egress=(Rule((
+        Peer(ip_block=IPBlock("10.16.0.0/16", ("10.16.0.11/32",))),), (PolicyPort("TCP", 80),)),),
+        policy_types=("Egress",))
+    assert ("inport == @e.x && ip && ip4.dst == $e.x.egress.allow.IPv4.0 && "
+            "ip4.dst == $e.x.egress.except.IPv4.0 && tcp.dst == 80") in acl_matches(
+        pol, "history:egress-except-eq")
+    assert not get_profile("v1.8.2").egress_except_eq and get_profile("v1.8.1").egress_except_eq
+
+
+def test_named_ports_became_port_zero_before_v1_11_2() -> None:
+    # v1.11.1 pkg/ovs/ovn-nbctl-legacy.go:1858 `tcp.dst == %d` with port.Port.IntVal (0 for a
+    # name); 578b39219 (v1.11.2) resolves names through the namespace map.
+    pol = NetworkPolicy("x", "n", sel({"app": "a"}), ingress=(Rule(None, (PolicyPort("TCP", "http"),)),))
+    assert any(m.endswith("&& tcp.dst == 0") for m in acl_matches(pol, "v1.11.1"))
+    assert any(m.endswith("&& tcp.dst == 8000") for m in acl_matches(pol, "v1.11.2"))
+
+
+def test_resync_transactions_of_old_controllers() -> None:
+    """688fd5e21 / 095dca268: an update used to go through a state without the policy's ACLs
+    (or without its address sets); the lab writes that state in its own transaction and
+    calls `between` there."""
+    from kubeovn_conformance.backends.lab.sync import reconcile_policies
+
+    calls: list[tuple[str, ...]] = []
+    seen: list[int] = []
+    one = NetworkPolicy("x", "p", sel({"app": "a"}), ingress=(Rule((Peer(sel({"app": "b"})),)),))
+    two = NetworkPolicy("x", "p", sel({"app": "a"}), ingress=(Rule((Peer(sel({"app": "b"})),),
+                                                                   (PolicyPort("TCP", 80),)),))
+    for fix, gone in (("resync-delete-then-add", "acl-del"), ("resync-recreates-address-sets",
+                                                              "destroy address_set")):
+        calls.clear()
+        prof = get_profile(f"history:{fix}")
+        first = reconcile_policies(lambda *a: calls.append(a) or "", Scenario((), PODS, (), (one,)),
+                                   PORTS, prof)
+        reconcile_policies(lambda *a: calls.append(a) or "", Scenario((), PODS, (), (two,)), PORTS,
+                           prof, first, between=lambda: seen.append(len(calls)))
+        assert len(calls) == 3 and seen[-1] == 2  # create; then the middle state, then the new one
+        assert gone in " ".join(calls[1])
+        calls.clear()
+        fixed = get_profile(f"fixed:{fix}")
+        first = reconcile_policies(lambda *a: calls.append(a) or "", Scenario((), PODS, (), (one,)),
+                                   PORTS, fixed)
+        reconcile_policies(lambda *a: calls.append(a) or "", Scenario((), PODS, (), (two,)), PORTS,
+                           fixed, first, between=lambda: seen.append(-1))
+        assert len(calls) == 2 and seen[-1] != -1
+
+
+def test_label_resync_keeps_the_stale_allow_set_unless_fixed() -> None:
+    """pod.go v1.16.2:350-357: x/b leaves the peer selector but stays selected by {}: the
+    policy is not re-synced and x/b's IP stays in the allow set."""
+    from kubeovn_conformance.backends.lab.sync import next_applied
+
+    blue = NetworkPolicy("x", "blue", sel({}), ingress=(Rule((Peer(sel({"team": "blue"})),)),))
+    pods = tuple(Pod(p.namespace, p.name, (*p.labels, ("team", "blue")), p.ports, p.ip)
+                 if p.key == "x/b" else p for p in PODS)
+    before = Scenario((), pods, (), (blue,))
+    after = Scenario((), PODS, (), (blue,))
+    for name, stale in (("v1.16.2", True), ("fixed:label-resync-by-match-diff", False)):
+        prof = get_profile(name)
+        applied = next_applied(after, PORTS, prof, next_applied(before, PORTS, prof, None))
+        assert ("10.16.0.11" in applied.state.address_sets["blue.x.ingress.allow.IPv4.0"]) is stale
+
+
+def test_late_pod_left_out_of_the_port_group_before_v1_11_2() -> None:
+    from kubeovn_conformance.backends.lab.sync import next_applied
+
+    deny = NetworkPolicy("x", "deny", sel({}), ingress=())
+    late = Pod("x", "late", (("app", "late"),), (), "10.16.0.30")
+    ports = {**PORTS, "x/late": "x.late"}
+    for name, member in (("history:late-pod-ignored", False), ("v1.16.2", True)):
+        prof = get_profile(name)
+        first = next_applied(Scenario((), PODS, (), (deny,)), ports, prof, None)
+        grown = next_applied(Scenario((), (*PODS, late), (), (deny,)), ports, prof, first)
+        assert ("x.late" in grown.state.port_groups["deny.x"]) is member

@@ -216,3 +216,26 @@ def test_screenshot_of_unknown_case_is_exit_2(tmp_path: Path, capsys: pytest.Cap
     assert main(args) == 2
     assert "no case 'no-such-case'" in capsys.readouterr().err
     assert not (tmp_path / "r.png").exists()
+
+
+def test_leaks_reach_the_markdown_and_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A transient leak (a stable cell that flipped while a step was applied) is shown with
+    its count and span in the Markdown summary and in the HTML page's data."""
+    from kubeovn_conformance.results import RunInfo
+
+    run = RunInfo("r-leak", "lab", "overlay", "lab:v1.16.2", "v1.16.2", tmp_path / "r-leak")
+    run.prepare()
+    rec = {"case": "c", "step": "update", "client": "y/a", "target": "x/a", "path": "pod",
+           "port": 80, "target_port": 80, "protocol": "TCP", "verdict": "deny",
+           "expected_observed": "timeout", "observed": "timeout", "outcome": "fail",
+           "reason": "r", "attempts": 3, "elapsed_ms": 1.0,
+           "leaks": 2, "held_leaks": 1, "leak_span_ms": 312.0}
+    run.probe_records([rec])
+    run.case_record("c", direction="ingress", outcome="fail", probes=1, mismatches=1,
+                    convergence_ms=900.0, leaks=2, duration_s=1.0, skip_reason=None)
+    run.write_summary()
+    assert main(["report", str(tmp_path), "--format", "markdown"]) == 0
+    assert "2 leaking samples within 312 ms of applying a step" in capsys.readouterr().out
+    page = tmp_path / "r.html"
+    assert main(["report", str(tmp_path), "-o", str(page)]) == 0
+    assert '"leaks": 2' in page.read_text() or '"leaks":2' in page.read_text()

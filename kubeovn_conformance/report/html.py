@@ -58,6 +58,7 @@ def payload(matrix: Matrix) -> dict[str, Any]:
             "convergence_ms": res.convergence_ms, "duration_s": res.duration_s,
             "skip_reason": res.skip_reason, "tables": tables(res.records),
             "placement": placement.counts(res.records),
+            "leaks": res.leaks[0], "leak_span_ms": res.leaks[1],
         })
     return {"columns": columns, "cases": cases, "cells": cells, "states": list(STATES)}
 

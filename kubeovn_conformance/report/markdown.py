@@ -62,6 +62,8 @@ def _failing(cell: Cell) -> list[str]:
         f"{res.mismatches} mismatching of {res.probes} probes; convergence {conv}; "
         f"run {md_escape(cell.run.run_id)}"
         + (f"; {placement.describe(res.records)}" if placement.counts(res.records) is not None else "")
+        + (f"; {res.leaks[0]} leaking samples within {res.leaks[1]:.0f} ms of applying a step"
+           if res.leaks[0] else "")
     )
     out.append("")
     bad = [r for r in res.records if r.get("outcome") in ("fail", "infra-error")]

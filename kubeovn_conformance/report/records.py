@@ -42,6 +42,13 @@ class CaseResult:
     records: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def leaks(self) -> tuple[int, float]:
+        """(leaking samples, longest span from apply to the last one in ms) over the case."""
+        leaky = [r for r in self.records if r.get("leaks")]
+        return (sum(int(r["leaks"]) for r in leaky),
+                max((float(r.get("leak_span_ms") or 0.0) for r in leaky), default=0.0))
+
+    @property
     def directions(self) -> list[str]:
         return sorted({str(r.get("direction") or "none") for r in self.records})
 

@@ -199,6 +199,10 @@
     stat(stats, "duration", cell.duration_s === null ? "n/a" : cell.duration_s + " s");
     stat(stats, "run", col.run_id + " (" + col.backend + ")");
     if (cell.skip_reason) { stat(stats, "skipped", cell.skip_reason); }
+    if (cell.leaks) {
+      stat(stats, "leaks", cell.leaks + " samples saw a stable verdict flip, within " +
+        Math.round(cell.leak_span_ms) + " ms of applying a step");
+    }
     if (cell.placement) {
       stat(stats, "placement", cell.placement["same-node"] + " same-node, " +
         cell.placement["cross-node"] + " cross-node cells (dashed frame = cross-node)");
