@@ -69,6 +69,7 @@ lab-down: $(PY) ## stop the lab and remove everything it made
 
 bench: $(PY) ## measure probe rounds, batching, oracle throughput, convergence (lab, root)
 	$(PY) -m kubeovn_conformance.bench --out $(REPORTS)
+	$(PY) -m kubeovn_conformance.bench_packing --out $(REPORTS)
 
 report: $(PY) ## HTML report of every run in reports/ (reports/index.html)
 	$(VENV)/bin/kubeovn-conformance report $(REPORTS) -o $(REPORTS)/index.html --known clusters/known-issues.yaml

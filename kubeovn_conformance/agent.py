@@ -18,12 +18,14 @@ run with `python3 agent.py` inside network namespaces in the lab, so it must sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
 import selectors
 import socket
 import sys
+import threading
 import time
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
@@ -92,9 +94,35 @@ def _answer_datagram(sock: socket.socket, reply: bytes) -> None:
         pass  # e.g. ICMP error queued from an earlier reply; keep serving
 
 
-def serve(name: str, tcp: list[int], udp: list[int], sctp: list[int]) -> int:
+def _control(conn: socket.socket) -> None:
+    """One probe batch over the control socket: a JSON line {"timeout": T, "targets": [...]}
+    in, one JSON result per line out (as `probe` prints them), then close."""
+    try:
+        with conn, conn.makefile("rwb") as f:
+            request = json.loads(f.readline().decode() or "{}")
+            timeout = float(request.get("timeout", 2.0))
+            if not timeout > 0:
+                raise BadInput("timeout must be positive")
+            targets = parse_targets(json.dumps(request.get("targets")))
+            for result in run_probes(targets, timeout):
+                f.write((json.dumps(result) + "\n").encode())
+            f.flush()
+    except Exception as e:  # the caller reads "no result" as an infra error
+        print(f"control: {e!r}", file=sys.stderr, flush=True)
+
+
+def serve(name: str, tcp: list[int], udp: list[int], sctp: list[int], control: str = "") -> int:
     reply = name.encode()
     sel = selectors.DefaultSelector()
+    if control:
+        # Probe batches without a process per batch: the runner connects here (a Unix socket
+        # is reachable from any network namespace) and this agent dials from its own.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(control)
+        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ctl.bind(control)
+        ctl.listen(16)
+        sel.register(ctl, selectors.EVENT_READ, "control")
     for port in tcp:
         sel.register(_bind(socket.SOCK_STREAM, port), selectors.EVENT_READ, "stream")
     for port in udp:
@@ -110,7 +138,10 @@ def serve(name: str, tcp: list[int], udp: list[int], sctp: list[int]) -> int:
     while True:
         for key, _ in sel.select(timeout=None if sel.get_map() else 3600):
             try:
-                if key.data == "stream":
+                if key.data == "control":
+                    conn, _ = key.fileobj.accept()  # type: ignore[union-attr]
+                    threading.Thread(target=_control, args=(conn,), daemon=True).start()
+                elif key.data == "stream":
                     _answer_stream(key.fileobj, reply)  # type: ignore[arg-type]
                 else:
                     _answer_datagram(key.fileobj, reply)  # type: ignore[arg-type]
@@ -332,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--tcp", default="")
     s.add_argument("--udp", default="")
     s.add_argument("--sctp", default="")
+    s.add_argument("--control", default="", help="Unix socket for probe batches (optional)")
     p = sub.add_parser("probe", help="dial the JSON targets on stdin")
     p.add_argument("--timeout", type=float, default=2.0)
     try:
@@ -344,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             return _fail(f"bad port list: {e}")
         try:
-            return serve(args.name, tcp, udp, sctp)
+            return serve(args.name, tcp, udp, sctp, args.control)
         except OSError as e:
             return _fail(f"cannot bind: {e}")
         except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kubeovn_conformance import placement
+from kubeovn_conformance import packing, placement
 from kubeovn_conformance.backends.base import Backend, InfraError
 from kubeovn_conformance.report.junit import add_junit_properties
 from kubeovn_conformance.report.known import find_known, load_known
@@ -60,6 +60,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="seconds from applying a policy until observed must agree with expected")
     g.addoption("--run-id", default=None, help="name of reports/<run-id>/ (default: time-backend-mode)")
     g.addoption("--reports-dir", default="reports", help="where run directories go")
+    g.addoption("--pack", type=int, default=8,
+                help="run up to N consecutive cases of one workload in one dataplane state, each "
+                     "in namespaces of its own (cases whose steps change labels, pods or "
+                     "Services always run alone); 1 turns packing off (default 8)")
 
 
 def _run_id(config: pytest.Config) -> str:
@@ -148,14 +152,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
     backend, mode, version = config.getoption("--backend"), config.getoption("--mode"), _version(config)
+    order: list[Case] = []
     for item in items:
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
         if not isinstance(case, Case):
             continue
+        order.append(case)
         issue = find_known(issues, case.id, mode, version, backend)
         if issue is not None:
             item.add_marker(pytest.mark.xfail(reason=f"known: {issue.url}: {issue.explanation}",
                                               strict=backend == "lab"))
+    config._kubeovn_case_order = order  # type: ignore[attr-defined]  # packs follow this order
 
 
 def make_backend(config: pytest.Config, run_id: str) -> Backend:
@@ -185,6 +192,9 @@ class Conformance:
                                _version(config), _profile(config),
                                Path(config.getoption("--reports-dir")) / run_id)
         self.run.prepare()
+        self._reports: dict[str, Any] = {}  # case id -> report of a pack that ran ahead
+        self._errors: dict[str, str] = {}
+        self._pack_size: dict[str, int] = {}
         self.runner = Runner(self.backend, self.run, config.getoption("--probe-timeout"),
                              config.getoption("--deadline"))
         self.runner.diagnose = lambda case, failing: self.backend.collect_diagnostics(
@@ -207,9 +217,8 @@ class Conformance:
             self.run.case_record(case.id, direction=case.direction, outcome="skipped", probes=0,
                                  mismatches=0, convergence_ms=None, duration_s=0.0, skip_reason=reason)
             pytest.skip(reason)
-        self.run.kept.clear()
         try:
-            report = self.runner.run_case(case)
+            report = self._report(case)
         except InfraError as e:
             self.run.case_record(case.id, direction=case.direction, outcome="infra-error", probes=0,
                                  mismatches=0, convergence_ms=None, duration_s=0.0, skip_reason=None,
@@ -220,16 +229,65 @@ class Conformance:
                                         "probes": report.probes,
                                         "leaks": sum(s.leaks for s in report.steps),
                                         "mismatches": sum(len(s.mismatches) for s in report.steps),
-                                        **placement.junit_counts(self.run.kept)},
+                                        "packed": self._pack_size.get(case.id, 1),
+                                        **placement.junit_counts(self._kept(case))},
                                  meta)
         if report.outcome == "pass":
             return
         reproduce = getattr(self.backend, "reproduce_command", None)
         text = report.failure_text(reproduce)
-        if placement.counts(self.run.kept) is not None:
-            text += f"\n\n{placement.describe(self.run.kept)}\n{placement.table(self.run.kept)}"
+        kept = self._kept(case)
+        if placement.counts(kept) is not None:
+            text += f"\n\n{placement.describe(kept)}\n{placement.table(kept)}"
         prefix = "infra-error (not a policy verdict)" if report.outcome == "infra-error" else "mismatch"
         pytest.fail(f"{prefix}: {case.id} ({case.description})\n\n{text}", pytrace=False)
+
+    def _kept(self, case: Case) -> list[dict[str, Any]]:
+        return [r for r in self.run.kept if r.get("case") == case.id]
+
+    def _group(self, case: Case) -> list[Case]:
+        """The pack `case` belongs to: consecutive runnable cases of the collection."""
+        size = self.config.getoption("--pack")
+        if size <= 1 or hasattr(self.config, "workerinput"):
+            return [case]  # xdist workers would each run a shared pack: no packing there
+        order = [c for c in getattr(self.config, "_kubeovn_case_order", [])
+                 if self.skip_reason(c) is None]
+        return next((g for g in packing.groups(order, size) if any(c.id == case.id for c in g)),
+                    [case])
+
+    def _report(self, case: Case) -> Any:
+        """The case's report: from the pack that already ran it, or run now (with its pack).
+        An infra-error is retried once on a fresh workload (the runner tore the broken one
+        down; the lab restarts its daemons): never a verdict, and one daemon crash must not
+        fail a night. The first error stays in the case's record."""
+        if case.id in self._errors:
+            raise InfraError(self._errors.pop(case.id))
+        if case.id in self._reports:
+            return self._reports.pop(case.id)
+        group = self._group(case)
+        try:
+            return self._run_group(case, group)
+        except InfraError as first:
+            # Superseded by the retry's own record (summary.json keeps the last one).
+            self.run.case_record(case.id, direction=case.direction, outcome="infra-error", probes=0,
+                                 mismatches=0, convergence_ms=None, duration_s=0.0,
+                                 skip_reason=None, error=str(first), retrying=True)
+            try:
+                return self._run_group(case, group)
+            except InfraError as e:
+                self._errors.update({c.id: f"{e} (while running its pack)" for c in group
+                                     if c.id != case.id})
+                raise
+
+    def _run_group(self, case: Case, group: list[Case]) -> Any:
+        self.run.kept.clear()
+        if len(group) == 1:
+            return self.runner.run_case(case)
+        reports = self.runner.run_pack(packing.pack(group, slots=self.config.getoption("--pack")))
+        for r in reports:
+            self._reports[r.case.id] = r
+            self._pack_size[r.case.id] = len(group)
+        return self._reports.pop(case.id)
 
     def close(self) -> None:
         if self in _OPEN:

@@ -18,14 +18,16 @@ lost SYN looks the same. A cell that never agrees is a plain mismatch, not a lea
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from kubeovn_conformance.backends.base import Backend, InfraError, Observation, Target
 from kubeovn_conformance.cases import Case, CaseReport, Cell, Step, StepReport
 from kubeovn_conformance.model import Scenario
 from kubeovn_conformance.oracle import UNDEFINED, Expectation, Oracle, Probe
+from kubeovn_conformance.packing import Packed, unslot_record
 from kubeovn_conformance.placement import with_placement
 from kubeovn_conformance.results import RunInfo
 
@@ -52,8 +54,21 @@ class Runner:
         self.diagnose: Callable[[Case, list[dict]], None] | None = None
         self.probe_rounds = 0
         self.probes_sent = 0
+        # Clients probed at once: each is one agent call that mostly waits on its sockets, so
+        # packs with many clients are not serialized behind a small pool.
+        self.parallel = 64
+        # Where the time goes (seconds): setup, apply, probe, reset, teardown.
+        self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ lifecycle
+
+    @contextlib.contextmanager
+    def _timed(self, what: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[what] = self.timings.get(what, 0.0) + time.monotonic() - start
 
     def realize(self, workload: Scenario) -> Scenario:
         if self._workload == workload and self._live is not None:
@@ -62,7 +77,8 @@ class Runner:
         self._workload = workload
         start = time.monotonic()
         try:
-            self._live = self.backend.setup(workload)
+            with self._timed("setup"):
+                self._live = self.backend.setup(workload)
             self._wait_until_serving(self._live)
         except BaseException:
             self.discard()
@@ -74,7 +90,8 @@ class Runner:
     def close(self) -> None:
         if self._workload is not None:
             self._workload = self._live = None
-            self.backend.teardown()
+            with self._timed("teardown"):
+                self.backend.teardown()
 
     def discard(self) -> None:
         """close(), never raising: used while another error is on its way up."""
@@ -129,7 +146,8 @@ class Runner:
                 report.steps.append(step_report)
                 before = {_probe_key(c.probe): c.expectation.verdict for c in step_report.cells}
             # Back to the bare workload: no policies, original labels, for the next case.
-            self.backend.reconcile(live)
+            with self._timed("reset"):
+                self.backend.reconcile(live)
         except BaseException as e:
             # A broken backend or Ctrl-C: tear the workload down so nothing is left behind
             # and the next case starts from a fresh one (after saving what explains it).
@@ -139,14 +157,19 @@ class Runner:
             raise
         finally:
             report.duration_s = time.monotonic() - started
-        if self.run is not None:
-            self.run.case_record(case.id, direction=case.direction, outcome=report.outcome,
-                                 probes=report.probes,
-                                 mismatches=sum(len(s.mismatches) for s in report.steps),
-                                 convergence_ms=report.convergence_ms,
-                                 leaks=sum(s.leaks for s in report.steps),
-                                 duration_s=round(report.duration_s, 3), skip_reason=None)
+        self._case_record(report)
         return report
+
+    def _case_record(self, report: CaseReport) -> None:
+        if self.run is None:
+            return
+        case = report.case
+        self.run.case_record(case.id, direction=case.direction, outcome=report.outcome,
+                             probes=report.probes,
+                             mismatches=sum(len(s.mismatches) for s in report.steps),
+                             convergence_ms=report.convergence_ms,
+                             leaks=sum(s.leaks for s in report.steps),
+                             duration_s=round(report.duration_s, 3), skip_reason=None)
 
     def _verdicts(self, scenario: Scenario) -> dict[tuple, str]:
         oracle = Oracle(scenario)
@@ -156,10 +179,28 @@ class Runner:
 
     def _run_step(self, case: Case, step: str, scenario: Scenario,
                   before: dict[tuple, str]) -> StepReport:
+        cells, convergence, rounds, realized = self._apply(scenario, before)
+        report = StepReport(step, cells, convergence, rounds)
+        if report.mismatches:
+            self._diagnose(case, [{**c.record(), "case": case.id, "step": step}
+                                  for c in report.mismatches])
+        if self.run is not None:
+            extra = {"case": case.id, "step": step, "direction": case.direction,
+                     "convergence_ms": convergence}
+            self.run.probe_records(with_placement(({**c.record(), **extra} for c in cells),
+                                                  self.backend.node_of, realized))
+        return report
+
+    def _apply(self, scenario: Scenario, before: dict[tuple, str],
+               own: Callable[[Probe], bool] = lambda _p: True
+               ) -> tuple[list[Cell], float | None, int, Scenario]:
+        """Apply one state and converge on its (own) cells: (cells, convergence ms or None,
+        rounds, the scenario as realized)."""
         # Stable cells, known before the change (pods a step adds have no address yet and
         # are simply not sampled while it is applied).
         ahead = [c for c in self._cells(scenario, [
-            e for e in Oracle(scenario).expectations() if e.probe.protocol in self._protocols()])
+            e for e in Oracle(scenario).expectations()
+            if e.probe.protocol in self._protocols() and own(e.probe)])
             if before.get(_probe_key(c.probe), UNDEFINED) == c.expectation.verdict != UNDEFINED]
         applied = time.monotonic()
 
@@ -171,9 +212,11 @@ class Runner:
                     c.held_leaks += 1
                     c.leak_span_ms = (time.monotonic() - applied) * 1000.0
 
-        realized = self.backend.reconcile(scenario, between=sample) or scenario
+        with self._timed("apply"):
+            realized = self.backend.reconcile(scenario, between=sample) or scenario
         oracle = Oracle(realized)
-        expectations = [oracle.expect(p) for p in oracle.probes() if p.protocol in self._protocols()]
+        expectations = [oracle.expect(p) for p in oracle.probes()
+                        if p.protocol in self._protocols() and own(p)]
         cells = self._cells(realized, expectations)
         early = {_probe_key(c.probe): c for c in ahead}
         for c in cells:
@@ -181,20 +224,65 @@ class Runner:
             c.stable = before.get(_probe_key(c.probe), UNDEFINED) == c.expectation.verdict != UNDEFINED
             if prior is not None and c.stable:
                 c.leaks, c.held_leaks, c.leak_span_ms = prior.leaks, prior.held_leaks, prior.leak_span_ms
-        convergence, rounds = self._converge(cells, applied)
+        with self._timed("probe"):
+            convergence, rounds = self._converge(cells, applied)
         for c in cells:
             if not c.done:  # never agreed: a mismatch, not a transient leak
                 c.leaks, c.held_leaks, c.leak_span_ms = 0, 0, 0.0
-        report = StepReport(step, cells, convergence, rounds)
-        if report.mismatches:
-            self._diagnose(case, [{**c.record(), "case": case.id, "step": step}
-                                  for c in report.mismatches])
-        if self.run is not None:
-            extra = {"case": case.id, "step": step, "direction": case.direction,
-                     "convergence_ms": convergence}
-            self.run.probe_records(with_placement(({**c.record(), **extra} for c in cells),
-                                                  self.backend.node_of, realized))
-        return report
+        return cells, convergence, rounds, realized
+
+    # ------------------------------------------------------------------ packs
+
+    def run_pack(self, packed: Packed) -> list[CaseReport]:
+        """Run K packed cases in one dataplane state per step (packing.py); one report per
+        case, its cells and records under the case's own names."""
+        started = time.monotonic()
+        reports = [CaseReport(c) for c in packed.cases]
+        live = self.realize(packed.workload)
+
+        try:
+            before = self._verdicts(live)
+            for index, _ in enumerate(packed.step_names):
+                scenario = packed.build(live, index)
+                wanted = packed.own_probes(live, index)
+                cells, convergence, rounds, realized = self._apply(
+                    scenario, before, lambda p, w=wanted: _probe_key(p) in w)
+                before = {_probe_key(c.probe): c.expectation.verdict for c in cells}
+                for slot, case in enumerate(packed.cases):
+                    if index >= len(case.steps):
+                        continue  # this case stays in its last state; already recorded
+                    mine = [c for c in cells if packed.slot_of(c.probe.client) == slot]
+                    step = StepReport(case.steps[index].name, mine, convergence, rounds)
+                    reports[slot].steps.append(step)
+                    self._record_slot(packed, slot, step, realized)
+            with self._timed("reset"):
+                self.backend.reconcile(live)
+        except BaseException as e:
+            if isinstance(e, InfraError):
+                self._diagnose(packed.cases[0], [{"case": c.id, "infra_error": str(e)}
+                                                 for c in packed.cases])
+            self.discard()
+            raise
+        finally:
+            share = (time.monotonic() - started) / len(packed.cases)
+            for r in reports:
+                r.duration_s = share
+        for r in reports:
+            self._case_record(r)
+        return reports
+
+    def _record_slot(self, packed: Packed, slot: int, step: StepReport, realized: Scenario) -> None:
+        case, names = packed.cases[slot], packed.names[slot]
+        if step.mismatches:
+            self._diagnose(case, [{**unslot_record(c.record(), names), "case": case.id,
+                                   "step": step.name} for c in step.mismatches])
+        if self.run is None:
+            return
+        extra = {"case": case.id, "step": step.name, "direction": case.direction,
+                 "convergence_ms": step.convergence_ms, "packed": len(packed.cases)}
+        placed = with_placement(({**c.record(), **extra} for c in step.cells),
+                                self.backend.node_of, realized)
+        self.run.probe_records(unslot_record(r, names) for r in placed)
 
     def _diagnose(self, case: Case, failing: list[dict]) -> None:
         if self.diagnose is None:
@@ -260,7 +348,7 @@ class Runner:
             except InfraError as e:
                 return client, e
 
-        with ThreadPoolExecutor(max_workers=min(16, len(by_client) or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(by_client) or 1)) as pool:
             results = list(pool.map(one, by_client))
         for client, result in results:
             group = by_client[client]

@@ -140,7 +140,7 @@ CASES = [
           ("retarget", lambda w: replace(w.with_policies([policy("x", "only-81", A, ingress=[
               rule(ports=[port(81)])])]), services=tuple(
                   replace(s, ports=(service_port(8080, 81), service_port(8081, 81)))
-                  if s.key == "x/s-a" else s for s in w.services)))),
+                  if s.key == "x/svc/s-a" else s for s in w.services)))),
 ]
 
 

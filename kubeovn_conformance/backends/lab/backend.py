@@ -197,12 +197,15 @@ class LabBackend(Backend):
             raise InfraError(f"probe from unknown pod {client!r}")
         if not targets:
             return []
-        payload = json.dumps([{"id": t.id, "host": t.host, "port": t.port,
-                               "protocol": t.protocol}
-                              for t in targets])
+        batch = [{"id": t.id, "host": t.host, "port": t.port, "protocol": t.protocol}
+                 for t in targets]
+        control = self._control_path(port.netns)
+        if control.exists():
+            return parse_observations(self._probe_via(control, batch, timeout, port.netns),
+                                      [t.id for t in targets])
         argv = [*in_netns(port.netns), *self._agent_argv(), "probe", "--timeout", str(timeout)]
         try:
-            proc = subprocess.run(argv, input=payload, capture_output=True, text=True,
+            proc = subprocess.run(argv, input=json.dumps(batch), capture_output=True, text=True,
                                   timeout=timeout + PROBE_GRACE, check=False)
         except subprocess.TimeoutExpired:
             raise InfraError(f"probe agent in {port.netns} did not finish") from None
@@ -210,6 +213,26 @@ class LabBackend(Backend):
             raise InfraError(f"probe agent in {port.netns} exited {proc.returncode}: "
                              f"{proc.stderr.strip()[-500:]}")
         return parse_observations(proc.stdout, [t.id for t in targets])
+
+    def _probe_via(self, control: Path, batch: list[dict], timeout: float, netns: str) -> str:
+        """One batch through the pod's serving agent (no process per round): the agent dials
+        from its namespace; the answer is what `agent.py probe` would print."""
+        request = json.dumps({"timeout": timeout, "targets": batch}) + "\n"
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout + PROBE_GRACE)
+                s.connect(str(control))
+                s.sendall(request.encode())
+                s.shutdown(socket.SHUT_WR)
+                chunks = []
+                while chunk := s.recv(65536):
+                    chunks.append(chunk)
+        except OSError as e:
+            raise InfraError(f"probe agent in {netns}: control socket: {e}") from None
+        return b"".join(chunks).decode()
+
+    def _control_path(self, netns: str) -> Path:
+        return self.lab.dir / f"agent-{netns}.sock"
 
     def teardown(self) -> None:
         errors: list[str] = []
@@ -325,6 +348,8 @@ class LabBackend(Backend):
             if key.startswith("agent:"):
                 kill_recorded(entry)
                 self.lab.forget_pid(key)
+        for sock in self.lab.dir.glob("agent-*.sock"):
+            sock.unlink(missing_ok=True)
         stale = [ns for ns in state.get("netns", []) if ns.startswith(self.lab.netns_name("p"))]
         for ns in stale:
             netns_delete(ns)
@@ -347,16 +372,16 @@ class LabBackend(Backend):
         topo.clear_policies(self.lab)
 
     def _start_agents(self, pods: Sequence[Pod]) -> None:
-        """One `agent.py serve` per pod with ports; wait until every one says ready."""
+        """One `agent.py serve` per pod (serving its ports, and probe batches on a control
+        socket); wait until every one says ready."""
         waiting: dict[str, subprocess.Popen] = {}
         for pod in pods:
-            if not pod.ports:
-                continue
             p = self._ports[pod.key]
             by_proto = {proto: ",".join(str(cp.port) for cp in pod.ports if cp.protocol == proto)
                         for proto in ("TCP", "UDP", "SCTP")}
             argv = [*in_netns(p.netns), *self._agent_argv(), "serve", "--name", pod.key,
-                    "--tcp", by_proto["TCP"], "--udp", by_proto["UDP"], "--sctp", by_proto["SCTP"]]
+                    "--tcp", by_proto["TCP"], "--udp", by_proto["UDP"], "--sctp", by_proto["SCTP"],
+                    "--control", str(self._control_path(p.netns))]
             log = open(self.lab.dir / f"agent-{p.netns}.log", "ab")
             try:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -406,6 +431,9 @@ class LabBackend(Backend):
         kill_pid(proc.pid)
         with contextlib.suppress(Exception):
             proc.wait(timeout=2)
+        port = self._ports.get(key)
+        if port is not None:
+            self._control_path(port.netns).unlink(missing_ok=True)
         if self.lab.state_file.exists():
             self.lab.forget_pid(f"agent:{key}")
 

@@ -337,8 +337,21 @@ class Lab:
         return run(["ovs-appctl", "-t", str(self.ctl(daemon)), *args], env=self.env).stdout.strip()
 
     def sync(self, timeout: float = 30) -> None:
-        """Return once ovn-controller has applied every NB change made so far."""
-        self.nbctl(f"--timeout={int(timeout)}", "--wait=hv", "sync", timeout=timeout + 5)
+        """Return once ovn-controller has applied every NB change made so far. On failure the
+        error says which daemons are gone and what ovn-controller logged last, because the
+        lab's directory (and its logs) go away with the teardown that follows."""
+        try:
+            self.nbctl(f"--timeout={int(timeout)}", "--wait=hv", "sync", timeout=timeout + 5)
+        except LabError as e:
+            dead = [d for d, p in self.daemon_pids().items() if p is None or not pid_alive(p)]
+            tail = ""
+            for daemon in ("ovn-controller", "ovs-vswitchd"):
+                log = self.dir / f"{daemon}.log"
+                with contextlib.suppress(OSError):
+                    lines = [ln for ln in log.read_text().splitlines()[-200:]
+                             if "|ERR|" in ln or "|EMER|" in ln or "|WARN|" in ln][-3:]
+                    tail += f" {daemon}: {' / '.join(lines)[-400:]}" if lines else ""
+            raise LabError(f"{e}; daemons gone: {', '.join(dead) or 'none'};{tail}") from None
 
     def in_switch_netns(self, argv: Sequence[str]) -> list[str]:
         return netns_exec(self.switch_netns, argv)
