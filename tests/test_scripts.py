@@ -155,6 +155,18 @@ def helm(version: str) -> list[str]:
     ]
 
 
+NPAPI = "https://raw.githubusercontent.com/kubernetes-sigs/network-policy-api"
+
+
+def policy_api_v116() -> list[str]:
+    """ANP/BANP at the tag's NETWORK_POLICY_API_VERSION, CNP at go.mod's commit."""
+    crd = "config/crd/experimental/policy.networking.k8s.io_{}.yaml"
+    return [f"kubectl --kubeconfig {KC} apply --server-side -f {NPAPI}/{ref}/{crd.format(plural)}"
+            for plural, ref in (("adminnetworkpolicies", "v0.1.7"),
+                                ("baselineadminnetworkpolicies", "v0.1.7"),
+                                ("clusternetworkpolicies", "3910463a568629fe7e22688451eceaa47759c7a9"))]
+
+
 def record(mode: str, version: str, extra: str = "") -> list[str]:
     return [
         f"{PYM} render-record {mode} {version}{extra} -o {W}/cluster-record.yaml",
@@ -165,6 +177,7 @@ def record(mode: str, version: str, extra: str = "") -> list[str]:
 EXPECTED = {
     ("overlay", "v1.16.2", ()): [
         *create("overlay", "v1.16.2"),
+        *policy_api_v116(),
         f"{PYM} render-values overlay v1.16.2 -o {W}/values.yaml",
         *helm("v1.16.2"),
         *waits(),
@@ -174,6 +187,7 @@ EXPECTED = {
         *create("underlay", "v1.16.2"),
         f"{PYM} network-facts kind -o {W}/network.json",
         bridge_setup("v1.16.2", 0, "172.18.0.1/16"),
+        *policy_api_v116(),
         f"{PYM} render-values underlay v1.16.2 --network-json {W}/network.json -o {W}/values.yaml",
         *helm("v1.16.2"),
         *waits(),
@@ -503,18 +517,28 @@ def test_real_run_executes_the_plan(fake_world):
     kind_cfg = yaml.safe_load((work / "kind-config.yaml").read_text())
     assert kind_cfg["networking"]["disableDefaultCNI"] is True
     rec = yaml.safe_load((work / "cluster-record.yaml").read_text())
-    assert rec["data"] == {"mode": "underlay", "version": "v1.16.2", "vlan-id": "0"}
+    assert rec["data"] == {"mode": "underlay", "version": "v1.16.2", "vlan-id": "0",
+                           "cluster-policies": CNP_ON}
+
+
+CNP_ON = "AdminNetworkPolicy,BaselineAdminNetworkPolicy,ClusterNetworkPolicy"
 
 
 def test_real_run_reuses_a_matching_cluster_and_recreates_another(fake_world):
     w = fake_world
     w["env"]["FAKE_KIND_CLUSTERS"] = w["name"]
-    w["env"]["FAKE_CM"] = json.dumps({"data": {"mode": "underlay", "version": "v1.16.2", "vlan-id": "0"}})
+    w["env"]["FAKE_CM"] = json.dumps({"data": {"mode": "underlay", "version": "v1.16.2", "vlan-id": "0",
+                                               "cluster-policies": CNP_ON}})
     r = _up(w)
     assert r.returncode == 0, r.stderr
     assert "reusing healthy cluster" in r.stderr
     calls = w["log"].read_text()
     assert "kind create cluster" not in calls and "kind delete cluster" not in calls
+    w["log"].unlink()
+    # Built before cluster-scoped policies were enabled: rebuilt, not reused.
+    w["env"]["FAKE_CM"] = json.dumps({"data": {"mode": "underlay", "version": "v1.16.2", "vlan-id": "0"}})
+    r = _up(w)
+    assert r.returncode == 0 and "recreating cluster" in r.stderr, r.stderr
     w["log"].unlink()
     w["env"]["FAKE_CM"] = json.dumps({"data": {"mode": "overlay", "version": "v1.16.2", "vlan-id": "0"}})
     r = _up(w)

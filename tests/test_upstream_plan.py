@@ -30,7 +30,8 @@ def step_key(argv: list[str]) -> str:
         ("kind-create", "kind create cluster"),
         ("label-master", "kube-ovn/role=master"), ("untaint", " taint nodes "),
         ("probe-image", c.PROBE_IMAGE), ("docker-pull", "docker pull "), ("load-image", " load-image "),
-        ("network-facts", " network-facts "), ("bridge-setup", " bridge-setup "),
+        ("policy-api-crds", "network-policy-api"), ("network-facts", " network-facts "),
+        ("bridge-setup", " bridge-setup "),
         ("host-rules", "host-rules"), ("helm-install", " render-values "), ("helm-install", "helm upgrade"),
         ("install-sh", "install"), ("waits", " wait "), ("waits", " rollout status "),
         ("record", "cluster-record"),
@@ -153,3 +154,49 @@ def test_eip_snat_matches_install_sh_with_vlan(version):
     assert chart["networking"]["ENABLE_EIP_SNAT"] is True
     values = c.render_values("underlay", MATRIX.entry(version), c.load_network_json(FIXTURE))
     assert "ENABLE_EIP_SNAT" not in values["networking"]  # the chart default: true, as install.sh
+
+
+NPAPI_MIRROR = Path(os.environ.get("KOC_NPAPI_MIRROR",
+                                   "/work/.mirror/kubernetes-sigs+network-policy-api/repo"))
+
+
+def _go_mod_npapi(tag: str) -> str | None:
+    m = re.search(r"sigs\.k8s\.io/network-policy-api (\S+)", show(tag, "go.mod"))
+    return m.group(1) if m else None
+
+
+@needs_mirror
+@pytest.mark.parametrize("version", list(MATRIX.versions))
+def test_policy_api_follows_go_mod_and_the_chart(version):
+    """Cluster-scoped policies are on exactly where the tag's controller is built against
+    network-policy-api (go.mod) and its chart has func.ENABLE_ANP; our CRD refs are go.mod's
+    version (a pseudo-version's commit), or the tag's own NETWORK_POLICY_API_VERSION."""
+    entry = MATRIX.entry(version)
+    module = _go_mod_npapi(version)
+    assert (entry.policy_api is not None) == (module is not None)
+    if module is None:
+        return
+    assert entry.policy_api.module == module
+    makefile = show(version, "Makefile")
+    pinned = re.search(r"^NETWORK_POLICY_API_VERSION = (\S+)", makefile, re.M)
+    for plural, ref in entry.policy_api.crds:
+        assert ref in (module, module.rsplit("-", 1)[-1], pinned and pinned.group(1)) or \
+            ref.startswith(module.rsplit("-", 1)[-1]), (plural, ref)
+        assert plural in makefile.lower().replace("_", "")  or plural[:-3] in makefile.lower()
+    if entry.install == "helm":
+        chart = yaml.safe_load(show(version, "charts/kube-ovn/values.yaml"))
+        assert chart["func"]["ENABLE_ANP"] is False  # off by default: we turn it on
+        assert c.render_values("overlay", entry)["func"]["ENABLE_ANP"] is True
+
+
+@pytest.mark.skipif(not (NPAPI_MIRROR / "HEAD").exists(),
+                    reason=f"no network-policy-api mirror at {NPAPI_MIRROR}")
+@pytest.mark.parametrize("line", sorted({e.line for e in MATRIX.versions.values() if e.policy_api}))
+def test_policy_api_crds_exist_at_their_refs(line):
+    entry = next(e for e in MATRIX.versions.values() if e.line == line)
+    for (plural, ref), url in zip(entry.policy_api.crds, entry.policy_api.urls(), strict=True):
+        path = url.split(f"/{ref}/", 1)[1]
+        crd = subprocess.run(["git", "-C", str(NPAPI_MIRROR), "show", f"{ref}:{path}"],
+                             capture_output=True, text=True, check=False)
+        assert crd.returncode == 0, f"{url}: {crd.stderr.strip()}"
+        assert f"plural: {plural}" in crd.stdout

@@ -58,6 +58,30 @@ class ClusterError(Exception):
 
 
 
+POLICY_API_REPO = "https://raw.githubusercontent.com/kubernetes-sigs/network-policy-api"
+POLICY_API_KINDS = {  # CRD plural -> kind
+    "adminnetworkpolicies": "AdminNetworkPolicy",
+    "baselineadminnetworkpolicies": "BaselineAdminNetworkPolicy",
+    "clusternetworkpolicies": "ClusterNetworkPolicy",
+}
+
+
+@dataclass(frozen=True)
+class PolicyApi:
+    """The policy.networking.k8s.io CRDs a release line's controller is built against."""
+
+    module: str  # go.mod version of sigs.k8s.io/network-policy-api
+    crds: tuple[tuple[str, str], ...]  # (plural, git ref)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(POLICY_API_KINDS[plural] for plural, _ in self.crds)
+
+    def urls(self) -> list[str]:
+        return [f"{POLICY_API_REPO}/{ref}/config/crd/experimental/policy.networking.k8s.io_{plural}.yaml"
+                for plural, ref in self.crds]
+
+
 @dataclass(frozen=True)
 class VersionEntry:
     version: str
@@ -69,6 +93,7 @@ class VersionEntry:
     install: str
     install_sh_url: str = ""
     image_repository: str = "docker.io/kubeovn/kube-ovn"
+    policy_api: PolicyApi | None = None  # None: the line has no cluster-scoped policies
 
     @property
     def line(self) -> str:
@@ -128,6 +153,7 @@ def load_matrix(path: Path | None = None) -> Matrix:
     if not isinstance(data, dict) or not isinstance(data.get("versions"), dict):
         raise ClusterError(f"{path}: no 'versions' mapping")
     repo = data.get("image_repository", "docker.io/kubeovn/kube-ovn")
+    policy_api = _policy_api(data.get("policy_api") or {}, path)
     versions: dict[str, VersionEntry] = {}
     for ver, row in data["versions"].items():
         where = f"{path}: versions.{ver}"
@@ -147,7 +173,9 @@ def load_matrix(path: Path | None = None) -> Matrix:
             raise ClusterError(f"{where}: install.sh needs install_sh_url")
         if not _DIGEST_RE.match(row["node_image"]):
             raise ClusterError(f"{where}: node_image must be kindest/node:vX.Y.Z[@sha256:...]")
-        versions[ver] = VersionEntry(version=ver, image_repository=repo, **row)
+        line = ".".join(str(ver).split(".")[:2])
+        versions[ver] = VersionEntry(version=ver, image_repository=repo,
+                                     policy_api=policy_api.get(line), **row)
     default = data.get("default")
     if default not in versions:
         raise ClusterError(f"{path}: default {default!r} is not a listed version")
@@ -158,6 +186,22 @@ def load_matrix(path: Path | None = None) -> Matrix:
         tools=data.get("tools", {}),
         versions=versions,
     )
+
+
+def _policy_api(raw: Any, path: Path) -> dict[str, PolicyApi]:
+    if not isinstance(raw, dict):
+        raise ClusterError(f"{path}: policy_api must be a mapping of release lines")
+    out: dict[str, PolicyApi] = {}
+    for line, row in raw.items():
+        where = f"{path}: policy_api.{line}"
+        if not isinstance(row, dict) or not row.get("module") or not isinstance(row.get("crds"), dict):
+            raise ClusterError(f"{where}: needs module and a crds mapping")
+        unknown = set(row["crds"]) - set(POLICY_API_KINDS)
+        if unknown:
+            raise ClusterError(f"{where}: unknown CRD {', '.join(sorted(unknown))}; "
+                               f"known: {', '.join(POLICY_API_KINDS)}")
+        out[str(line)] = PolicyApi(str(row["module"]), tuple((k, str(v)) for k, v in row["crds"].items()))
+    return out
 
 
 def load_chart_keys(path: Path | None = None) -> dict[str, Any]:

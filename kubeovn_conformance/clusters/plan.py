@@ -24,6 +24,7 @@ from kubeovn_conformance.clusters.matrix import (
     WAIT_TIMEOUT,
     ClusterError,
     Matrix,
+    VersionEntry,
     check_mode,
     check_vlan_id,
 )
@@ -108,6 +109,16 @@ def image_steps(cluster: str, image: str) -> list[Step]:
     ]
 
 
+def policy_api_steps(entry: VersionEntry, kc: str) -> list[Step]:
+    """The cluster-scoped policy CRDs of the row's line, before Kube-OVN starts with
+    ENABLE_ANP=true (upstream `kind-install-anp` applies them first too). Server-side: the
+    CRDs are large and need no last-applied annotation."""
+    if entry.policy_api is None:
+        return []
+    return [Step(["kubectl", "--kubeconfig", kc, "apply", "--server-side", "-f", url])
+            for url in entry.policy_api.urls()]
+
+
 def _ready_checks(kc: str, timeout: str) -> tuple[list[str], list[str]]:
     """What "healthy" means, for the install's waits and for reusing a cluster alike:
     every node Ready, and Kube-OVN's default subnet Ready."""
@@ -161,6 +172,7 @@ def install_steps(
                 Step(host_rules_argv(entry.image, "add", a.cidr, str(net.subnet))),
             ]
     net_args = ["--network-json", netjson] if o.mode == "underlay" else []
+    steps += policy_api_steps(entry, kc)
     if entry.install == "helm":
         vals = f"{o.workdir}/values.yaml"
         values = render_values(

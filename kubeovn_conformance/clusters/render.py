@@ -121,6 +121,8 @@ def render_values(
     check_mode(mode)
     keys = (chart_keys or load_chart_keys())["helm"].get(entry.line, set())
     func: dict[str, Any] = {"ENABLE_LB": True, "ENABLE_NP": True}
+    if entry.policy_api is not None:
+        func["ENABLE_ANP"] = True  # its CRDs are applied first (plan.py policy_api_steps)
     if _has_np_enforcement(keys):
         func["NP_ENFORCEMENT"] = "standard"
     values: dict[str, Any] = {
@@ -160,6 +162,8 @@ def render_install_sh_settings(
     """install.sh rows: plain assignments to rewrite in the script, and environment."""
     check_mode(mode)
     env = {"ENABLE_LB": "true", "ENABLE_NP": "true"}
+    if entry.policy_api is not None:
+        env["ENABLE_ANP"] = "true"
     assignments: dict[str, str] = {}
     if mode == "underlay":
         if net is None:
@@ -244,7 +248,8 @@ def record_manifest(mode: str, entry: VersionEntry, vlan_id: int) -> dict[str, A
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": RECORD_CONFIGMAP, "namespace": NAMESPACE},
-        "data": {"mode": mode, "version": entry.version, "vlan-id": str(vlan_id)},
+        "data": {"mode": mode, "version": entry.version, "vlan-id": str(vlan_id),
+                 "cluster-policies": ",".join(entry.policy_api.kinds) if entry.policy_api else ""},
     }
 
 

@@ -32,6 +32,7 @@ from kubeovn_conformance.clusters.plan import (
     install_steps,
     plan,
 )
+from kubeovn_conformance.clusters.render import record_manifest
 from kubeovn_conformance.clusters.steps import Step
 from kubeovn_conformance.clusters.tools import host_arch, tool_dirs, tool_path, tool_steps
 
@@ -53,7 +54,7 @@ def _quiet(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), cwd=REPO_ROOT, capture_output=True, text=True, check=False)
 
 
-def existing_cluster_state(o: Options) -> str:
+def existing_cluster_state(matrix: Matrix, o: Options) -> str:
     """'absent', 'match' (healthy, same mode/version/vlan), or a reason to recreate."""
     try:
         names = _quiet(["kind", "get", "clusters"]).stdout.split()
@@ -74,7 +75,9 @@ def existing_cluster_state(o: Options) -> str:
         data = json.loads(got.stdout).get("data") or {}
     except (ValueError, AttributeError):
         return "its record is unreadable"
-    want = {"mode": o.mode, "version": o.version, "vlan-id": str(o.vlan_id)}
+    # Everything the record says, cluster-policies too: a cluster built before ANP was
+    # enabled is rebuilt, not reused.
+    want = record_manifest(o.mode, matrix.entry(o.version), o.vlan_id)["data"]
     if {k: data.get(k) for k in want} != want:
         return f"it was built as {data}, not {want}"
     for check in _ready_checks(kc, "60s"):
@@ -113,7 +116,7 @@ def run_up(
     dirs = [str(d) for d in tool_dirs(matrix, entry, arch, bin_dir)]
     dirs.append(str(tool_path(bin_dir, "kubectl-ko", entry.version).parent))  # install.sh's plugin
     os.environ["PATH"] = os.pathsep.join([*dirs, os.environ.get("PATH", "")])
-    state = existing_cluster_state(o)
+    state = existing_cluster_state(matrix, o)
     if state == "match":
         print(f"reusing healthy cluster {o.name!r} ({o.mode}, {o.version})", file=sys.stderr)
         return 0
