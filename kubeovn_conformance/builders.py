@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from kubeovn_conformance.model import (
     ContainerPort,
@@ -115,3 +116,18 @@ def upstream_ground(namespaces: Iterable[str] = ("x", "y", "z"), pods: Iterable[
                     *(service_port(n + service_offset, n, proto) for proto in protocols for n in ports))
             for p in all_pods)
     return Scenario(nss, all_pods, services)
+
+
+def upstream_topology(*keys: str, ports: Iterable[int] = (80,), protocols: Iterable[str] = ("TCP",),
+                      service_offset: int = 8000) -> Scenario:
+    """One upstream e2e test's own topology: only the pods it names ("x/a", "y/b", ...), on its
+    ports and protocols, in the three namespaces x, y, z (upstream creates all three, even
+    those without pods), each pod behind its Service s-<pod> (port + offset -> port)."""
+    full = upstream_ground(ports=ports, protocols=protocols, service_offset=service_offset)
+    unknown = sorted(set(keys) - {p.key for p in full.pods})
+    if unknown or len(set(keys)) != len(keys):
+        raise ValueError(f"upstream topology {' '.join(keys)}: "
+                         + (f"no pod {', '.join(unknown)} in x/y/z x a/b/c" if unknown else "a pod twice"))
+    pods = tuple(p for p in full.pods if p.key in keys)
+    services = tuple(s for s in full.services if any(s.selects(p) for p in pods))
+    return replace(full, pods=pods, services=services)

@@ -15,8 +15,8 @@ from kubeovn_conformance.oracle import Oracle
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _collect(*args: str) -> list[str]:
-    proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "--collect-only", "-q",
+def _collect(*args: str, where: str = "suites") -> list[str]:
+    proc = subprocess.run([sys.executable, "-m", "pytest", where, "--collect-only", "-q",
                            "-p", "no:cacheprovider", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -27,6 +27,19 @@ def test_lab_ids_say_mode_and_case(tmp_path: Path) -> None:
     ids = _collect("--backend", "lab", "--mode", "underlay", "--reports-dir", str(tmp_path))
     assert "suites/test_service_port_gap.py::test_case[underlay-egress-allow-target-port]" in ids
     assert len(ids) == len(set(ids)) >= 30
+
+
+@pytest.mark.parametrize("backend", ["lab", "kind"])
+def test_the_upstream_e2e_suite_collects_all_48_in_each_mode(backend: str, tmp_path: Path) -> None:
+    for mode in ("overlay", "underlay"):
+        ids = _collect("--backend", backend, "--mode", mode, "--kube-ovn-version", "v1.16.2",
+                       "--reports-dir", str(tmp_path), where="suites/test_upstream_e2e.py")
+        suffix = "" if backend == "lab" else "-v1.16.2"
+        assert len(ids) == len(set(ids)) == 48
+        assert f"suites/test_upstream_e2e.py::test_case[{mode}-upstream-e2e-should-enforce-updated-policy" \
+               f"{suffix}]" in ids
+        assert sum("-upstream-e2e-udp-" in i for i in ids) == 3
+        assert sum("-upstream-e2e-sctp-" in i for i in ids) == 3
 
 
 def test_kind_ids_carry_the_version_for_unique_junit_names(tmp_path: Path) -> None:
@@ -48,10 +61,10 @@ def test_an_unknown_lab_profile_is_a_usage_error(tmp_path: Path) -> None:
 def _all_cases() -> list:  # type: ignore[type-arg]
     sys.path.insert(0, str(ROOT))
     try:
-        from suites import test_service_port_gap, test_upstream_ground
+        from suites import test_service_port_gap, test_upstream_e2e, test_upstream_ground
     finally:
         sys.path.remove(str(ROOT))
-    return [*test_service_port_gap.CASES, *test_upstream_ground.CASES]
+    return [*test_service_port_gap.CASES, *test_upstream_ground.CASES, *test_upstream_e2e.CASES]
 
 
 def test_case_ids_are_unique_across_suites() -> None:
