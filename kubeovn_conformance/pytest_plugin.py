@@ -55,7 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="lab: Kube-OVN behaviour to reproduce: a tag (v1.15.6), a line (v1.15 = its "
                      "newest tag), history:<fix id> (clusters/kube-ovn-history.yaml); default newest")
     g.addoption("--vlan-id", type=int, default=100, help="lab underlay: VLAN tag (0 = untagged)")
-    g.addoption("--probe-timeout", type=float, default=1.0, help="seconds per probe")
+    g.addoption("--probe-timeout", type=float, default=None,
+                help="seconds per probe (default: the backend's, lab 0.5, kind 1.0)")
     g.addoption("--deadline", type=float, default=10.0,
                 help="seconds from applying a policy until observed must agree with expected")
     g.addoption("--run-id", default=None, help="name of reports/<run-id>/ (default: time-backend-mode)")
@@ -195,8 +196,8 @@ class Conformance:
         self._reports: dict[str, Any] = {}  # case id -> report of a pack that ran ahead
         self._errors: dict[str, str] = {}
         self._pack_size: dict[str, int] = {}
-        self.runner = Runner(self.backend, self.run, config.getoption("--probe-timeout"),
-                             config.getoption("--deadline"))
+        timeout = config.getoption("--probe-timeout") or getattr(self.backend, "probe_timeout", 1.0)
+        self.runner = Runner(self.backend, self.run, timeout, config.getoption("--deadline"))
         self.runner.diagnose = lambda case, failing: self.backend.collect_diagnostics(
             self.run.directory / "diagnostics" / f"{self.run.mode}-{case.id}"
             / str(failing[0].get("step", "setup")), failing)
