@@ -570,3 +570,20 @@ def test_pytest_applies_the_live_file_per_cell(tmp_path: Path) -> None:
     m = matrix.build(load_runs([tmp_path / "reports" / "r"]), LIVE)
     assert m.cells[("gen-1-deny-all", ("v1.12.4", "overlay"))].state == "known"
     assert m.cells[("gen-deny-all-1", ("v1.12.4", "overlay"))].state == "fail"
+
+
+def test_expect_prints_the_facts_entries_match_on(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from kubeovn_conformance.cli import main as cli
+
+    example = ROOT / "examples" / "underlay-bug" / "egress-allow-named-port.yaml"
+    assert cli(["expect", str(example), "--format", "json", "--facts"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    served = [{**r, "case": "any"} for r in records if r["client"] == "y/client" and r["verdict"] == "allow"]
+    assert len(served) == 3 and all(matched("named-port-by-policy-namespace", r) for r in served)
+    assert served[0]["facts"][0] == {"direction": "egress", "isolated": True, "port": "named",
+                                     "peer": "namespaces-and-pods", "peer_namespace": "other",
+                                     "named_port_policy_namespace": "none"}
+    assert cli(["expect", str(example), "--format", "json"]) == 0
+    assert all("facts" not in r for r in json.loads(capsys.readouterr().out))
