@@ -66,6 +66,8 @@ class Cell:
     leaks: int = 0  # samples of a stable cell that saw the other verdict
     held_leaks: int = 0  # of those, samples taken inside an intermediate state the backend held
     leak_span_ms: float = 0.0  # from applying the step to the last leaking sample
+    # What decided the cell (mechanism.py), for known issues matched by mechanism.
+    facts: list[dict[str, object]] | None = None
 
     @property
     def leaked(self) -> bool:
@@ -92,6 +94,7 @@ class Cell:
         return {**self.expectation.to_dict(), "observed": self.observed, "outcome": self.outcome,
                 "attempts": self.attempts, "elapsed_ms": round(self.elapsed_ms, 2),
                 **({"detail": self.detail} if self.detail else {}),
+                **({"facts": self.facts} if self.facts else {}),
                 **({"leaks": self.leaks, "held_leaks": self.held_leaks,
                     "leak_span_ms": round(self.leak_span_ms, 1)} if self.leaks else {})}
 

@@ -27,6 +27,12 @@ def _cmd_expect(args: argparse.Namespace) -> int:
     oracle = Oracle(scenario)
     expectations = oracle.expectations(oracle.probes(include_nodeport=True))
     records = [e.to_dict() for e in expectations]
+    if args.facts:
+        from kubeovn_conformance.mechanism import Mechanism, record_facts
+
+        mechanism = Mechanism(oracle)
+        for r, e in zip(records, expectations, strict=True):
+            r["facts"] = record_facts(mechanism.facts(e.probe))
     if args.format == "json":
         json.dump(records, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -40,6 +46,8 @@ def _cmd_expect(args: argparse.Namespace) -> int:
         for r in records:
             print(f"  {r['client']} -> {r['target']} {r['path']} {r['port']}/{r['protocol']}: "
                   f"{r['verdict']}: {r['reason']}")
+            for f in r.get("facts", ()):
+                print(f"      {', '.join(f'{k}={v}' for k, v in f.items())}")
     print("\n. allowed   X denied   ? undefined (implementation-defined, never failed)")
     return 0
 
@@ -60,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         f"  {PROG} expect examples/underlay-bug/ingress-allow-service-port.yaml\n"
         f"  {PROG} expect examples/underlay-bug/egress-allow-named-port.yaml --reasons\n"
-        f"  {PROG} expect workload.yaml policies.yaml --format json | jq '.[] | select(.verdict==\"deny\")'",
+        f"  {PROG} expect workload.yaml policies.yaml --format json | jq '.[] | select(.verdict==\"deny\")'\n"
+        f"  {PROG} expect examples/underlay-bug/egress-allow-named-port.yaml --reasons --facts",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     exp.add_argument("files", nargs="+", metavar="FILE",
@@ -72,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--reasons", action="store_true",
                      help="with --format table, also list the reason of every verdict "
                      "(e.g. --reasons)")
+    exp.add_argument("--facts", action="store_true",
+                     help="also what decided each cell, as the properties clusters/known-issues.yaml "
+                     "matches on (json: a `facts` field; table: under --reasons) (e.g. --facts)")
     exp.set_defaults(func=_cmd_expect)
 
     _add_optional_commands(sub)

@@ -7,6 +7,10 @@ a reason a person can act on.
 Service path: ClusterIP:port is judged on each backend pod at its resolved targetPort with
 the client pod as source, because that is what reaches the pod after DNAT. The Service port
 never enters the verdict.
+
+Besides the verdict, `decisions(probe)` names what decided it, per direction: the policies
+that isolate the pod and every way a rule admits the traffic (policy, rule, peer, port entry).
+mechanism.py turns those into the properties known issues match on.
 """
 
 from __future__ import annotations
@@ -48,6 +52,45 @@ class Expectation:
                 "reason": self.reason, "expected_observed": self.expected_observed}
 
 
+@dataclass(frozen=True)
+class Admission:
+    """One way a rule admits a connection: policy key, direction, rule index, the index of the
+    peer admitting the other pod and of the matching port entry (None: the rule has none)."""
+
+    policy: str
+    direction: str  # "Ingress" | "Egress"
+    rule: int
+    peer: int | None
+    port: int | None
+
+    def describe(self) -> str:
+        peer = "" if self.peer is None else f" {'from' if self.direction == 'Ingress' else 'to'}[{self.peer}]"
+        port = "" if self.port is None else f" ports[{self.port}]"
+        return f"{self.policy} {self.direction.lower()}[{self.rule}]{peer}{port}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What decided `subject`'s `direction` for a connection with `peer` (port and protocol on
+    the destination pod): the isolating policies and every admitting rule. `ignored_by`:
+    policies selecting the subject whose rules for this direction their policyTypes leave
+    out (the API ignores them); `ignored_admitted_by`: how those rules would admit it."""
+
+    direction: str
+    subject: str
+    peer: str
+    port: int
+    protocol: str
+    isolated_by: tuple[str, ...]
+    admitted_by: tuple[Admission, ...]
+    ignored_by: tuple[str, ...] = ()
+    ignored_admitted_by: tuple[Admission, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return not self.isolated_by or bool(self.admitted_by)
+
+
 class _Undetermined(Exception):
     """The scenario lacks a fact the verdict needs (a pod IP for an ipBlock)."""
 
@@ -76,16 +119,23 @@ class Oracle:
         self._ns_labels = ns_labels
         # pod key -> direction -> policies that select it and have that type
         self._isolating: dict[tuple[str, str], list[NetworkPolicy]] = {}
+        # pod key -> direction -> policies that select it with rules their types leave out
+        self._ignoring: dict[tuple[str, str], list[NetworkPolicy]] = {}
         self._peers: dict[tuple[str, str, int], list[_CompiledPeer] | None] = {}
         for pol in scenario.policies:
             selected = [p for p in scenario.pods
                         if p.namespace == pol.namespace and pol.pod_selector.matches(p.label_map)]
-            for direction in pol.types:
+            for direction in DIRECTIONS:
+                typed = direction in pol.types
+                if not typed and not pol.rules(direction):
+                    continue
+                target = self._isolating if typed else self._ignoring
                 for pod in selected:
-                    self._isolating.setdefault((pod.key, direction), []).append(pol)
+                    target.setdefault((pod.key, direction), []).append(pol)
                 for i, rule in enumerate(pol.rules(direction)):
                     self._peers[(pol.key, direction, i)] = self._compile_peers(pol, rule)
         self._cache: dict[tuple[str, str, int, str], tuple[str, str]] = {}
+        self._decided: dict[tuple[str, str, str, str, int, str], Decision] = {}
         # (service key, port, protocol) -> (selected pods, endpoints): resolved once, not per client
         self._endpoints: dict[tuple[str, int, str], tuple[list[Pod], list[tuple[Pod, int]]]] = {}
 
@@ -161,6 +211,61 @@ class Oracle:
         other = f"from {peer.key}" if direction == "Ingress" else f"to {peer.key}"
         return False, (f"{subject.key} {word} isolated by {names}; no rule allows "
                        f"{protocol}/{port} {other}")
+
+    def _admissions(self, policies: list[NetworkPolicy], direction: str, peer: Pod, dst: Pod,
+                    port: int, protocol: str) -> tuple[Admission, ...]:
+        out = []
+        for pol in policies:
+            for i, rule in enumerate(pol.rules(direction)):
+                entries: list[int | None] = [None] if not rule.ports else [
+                    j for j, pp in enumerate(rule.ports) if self._port_matches((pp,), port, protocol, dst)]
+                if not entries:
+                    continue
+                peers = self._peers[(pol.key, direction, i)]
+                admitting: list[int | None] = (
+                    [None] if peers is None else [j for j, cp in enumerate(peers) if peer.key in cp.admitted])
+                out += [Admission(pol.key, direction, i, j, e) for j in admitting for e in entries]
+        return tuple(out)
+
+    def decide(self, direction: str, subject: Pod, peer: Pod, dst: Pod, port: int,
+               protocol: str) -> Decision:
+        """Every isolating policy and every way a rule admits the connection (the verdict
+        stops at the first). An ipBlock admits no peer whose IP the scenario lacks."""
+        key = (direction, subject.key, peer.key, dst.key, port, protocol)
+        hit = self._decided.get(key)
+        if hit is None:
+            isolating = self._isolating.get((subject.key, direction), [])
+            ignoring = self._ignoring.get((subject.key, direction), [])
+            hit = Decision(direction, subject.key, peer.key, port, protocol,
+                           tuple(p.key for p in isolating),
+                           self._admissions(isolating, direction, peer, dst, port, protocol),
+                           tuple(p.key for p in ignoring),
+                           self._admissions(ignoring, direction, peer, dst, port, protocol))
+            self._decided[key] = hit
+        return hit
+
+    def admitted(self, policy: str, direction: str, rule: int) -> tuple[frozenset[str], ...] | None:
+        """Pod keys each peer of a rule admits (None: the rule has no peers: everyone)."""
+        peers = self._peers[(policy, direction, rule)]
+        return None if peers is None else tuple(cp.admitted for cp in peers)
+
+    def decisions(self, probe: Probe) -> tuple[tuple[Decision, Decision], ...]:
+        """What decided a probe: per destination pod it reaches (one on the pod path, each
+        endpoint on the Service path), the client's egress and the destination's ingress.
+        Empty when the verdict is undefined (nothing decided it)."""
+        if self.expect(probe).verdict == UNDEFINED:
+            return ()
+        client = self._pods[probe.client]
+        if probe.path == "pod":
+            assert isinstance(probe.target_port, int)
+            endpoints = [(self._pods[probe.target], probe.target_port)]
+        else:
+            svc = self._service(probe.target)
+            sp = next(p for p in svc.ports if p.port == probe.port and p.protocol == probe.protocol)
+            endpoints = self._endpoints[(svc.key, sp.port, sp.protocol)][1]
+        return tuple((self.decide("Egress", client, dst, dst, port, probe.protocol),
+                      self.decide("Ingress", dst, client, dst, port, probe.protocol))
+                     for dst, port in endpoints)
 
     def pod_verdict(self, client: Pod, dst: Pod, port: int, protocol: str) -> tuple[str, str]:
         """Verdict and reason for client -> dst.ip:port/protocol, direct to the pod."""

@@ -19,7 +19,7 @@ import pytest
 from kubeovn_conformance import packing, placement
 from kubeovn_conformance.backends.base import Backend, InfraError
 from kubeovn_conformance.report.junit import add_junit_properties
-from kubeovn_conformance.report.known import find_known, load_known
+from kubeovn_conformance.report.known import Explained, KnownIssue, explain, load_known
 from kubeovn_conformance.results import RunInfo, new_run_id, read_jsonl
 from kubeovn_conformance.runner import Case, Runner
 
@@ -143,27 +143,42 @@ KNOWN_ISSUES = Path(__file__).resolve().parent.parent / "clusters" / "known-issu
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Cases that clusters/known-issues.yaml explains are expected to fail: xfail with the
-    upstream link. Strict on the lab (deterministic), so a fixed one is flagged at once; not
-    strict on kind, where the report flags it as "fixed?" instead of failing the nightly."""
+    """Read clusters/known-issues.yaml once (a bad file stops the run with one line) and
+    remember the collection order (packs follow it). Known issues are applied per cell once
+    a case has run (Conformance.check): entries match cells by mechanism, or whole cases by
+    name."""
     if not _uses_suites(config):
         return
     try:
-        issues = load_known(KNOWN_ISSUES if KNOWN_ISSUES.exists() else None)
+        config._kubeovn_known = load_known(KNOWN_ISSUES if KNOWN_ISSUES.exists() else None)  # type: ignore[attr-defined]
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
-    backend, mode, version = config.getoption("--backend"), config.getoption("--mode"), _version(config)
     order: list[Case] = []
     for item in items:
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
-        if not isinstance(case, Case):
-            continue
-        order.append(case)
-        issue = find_known(issues, case.id, mode, version, backend)
-        if issue is not None:
-            item.add_marker(pytest.mark.xfail(reason=f"known: {issue.url}: {issue.explanation}",
-                                              strict=backend == "lab"))
+        if isinstance(case, Case):
+            order.append(case)
     config._kubeovn_case_order = order  # type: ignore[attr-defined]  # packs follow this order
+
+
+def _cell(record: dict[str, Any]) -> str:
+    return (f"{record.get('step', 'initial')}: {record['client']} -> {record['target']} "
+            f"{record['path']} {record['port']}/{record['protocol']} expected {record['verdict']}")
+
+
+def _known_outcome(ex: Explained, outcome: str, strict: bool, case: Case, text: str) -> None:
+    """Known issues applied to a finished case: xfail when every failing cell is explained;
+    a matched cell that passed fails the test on the lab (strict, as XPASS(strict) does), so
+    a fix shows at once; anything unexplained is a plain failure (the caller's)."""
+    stale = ex.stale_issues(outcome)
+    if stale and strict:
+        cells = [_cell(dict(r)) for r, _ in ex.stale][:10]
+        pytest.fail(f"[XPASS(strict)] {case.id}: known issue(s) {', '.join(i.id for i in stale)} "
+                    "no longer fail here; the entry may be stale"
+                    + "".join(f"\n  passed: {c}" for c in cells)
+                    + (f"\n\n{text}" if text else ""), pytrace=False)
+    if ex.known(outcome):
+        pytest.xfail("; ".join(f"known: {i.url}: {i.explanation}" for i in ex.issues()))
 
 
 def make_backend(config: pytest.Config, run_id: str) -> Backend:
@@ -233,15 +248,37 @@ class Conformance:
                                         "packed": self._pack_size.get(case.id, 1),
                                         **placement.junit_counts(self._kept(case))},
                                  meta)
+        ex = self._explain(case, item, report.outcome)
+        strict = self.run.backend == "lab"
         if report.outcome == "pass":
+            _known_outcome(ex, "pass", strict, case, "")
             return
         reproduce = getattr(self.backend, "reproduce_command", None)
         text = report.failure_text(reproduce)
         kept = self._kept(case)
         if placement.counts(kept) is not None:
             text += f"\n\n{placement.describe(kept)}\n{placement.table(kept)}"
+        if report.outcome == "fail":  # an infra-error says nothing about known issues
+            _known_outcome(ex, "fail", strict, case, text)
         prefix = "infra-error (not a policy verdict)" if report.outcome == "infra-error" else "mismatch"
+        if ex.cells:
+            ids = ", ".join(dict.fromkeys(i.id for _, i in ex.cells))
+            prefix += (f" ({len(ex.cells)} failing cells are known issues: {ids}; "
+                       f"{len(ex.unexplained)} are not)")
         pytest.fail(f"{prefix}: {case.id} ({case.description})\n\n{text}", pytrace=False)
+
+    def _explain(self, case: Case, item: Any, outcome: str) -> Explained:
+        """Known issues applied to the case's cells; JUnit gets the ids of the entries that
+        explain failing cells (`known_issues`) and of those whose cells passed (`known_passed`)."""
+        issues: list[KnownIssue] = getattr(self.config, "_kubeovn_known", [])
+        ex = explain(issues, self._kept(case), case.id, self.run.mode,
+                     self.run.kube_ovn_version, self.run.backend)
+        if item is not None:
+            explaining = ex.issues() if ex.known(outcome) else [i for _, i in ex.cells]
+            for name, found in (("known_issues", explaining), ("known_passed", ex.stale_issues(outcome))):
+                if found:
+                    item.user_properties.append((name, ",".join(dict.fromkeys(i.id for i in found))))
+        return ex
 
     def _kept(self, case: Case) -> list[dict[str, Any]]:
         return [r for r in self.run.kept if r.get("case") == case.id]

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kubeovn_conformance.backends.base import Backend, InfraError, Observation, Target
 from kubeovn_conformance.cases import Case, CaseReport, Cell, Step, StepReport
+from kubeovn_conformance.mechanism import SyncHistory, record_facts
 from kubeovn_conformance.model import Scenario
 from kubeovn_conformance.oracle import UNDEFINED, Expectation, Oracle, Probe
 from kubeovn_conformance.packing import Packed, unslot_record
@@ -140,9 +141,11 @@ class Runner:
         live = self.realize(case.workload)
         try:
             before = self._verdicts(live)  # the bare workload: everything allowed
+            history = SyncHistory()
+            history.advance(Oracle(live))
             for step in case.steps:
                 scenario = step.build(live)
-                step_report = self._run_step(case, step.name, scenario, before)
+                step_report = self._run_step(case, step.name, scenario, before, history)
                 report.steps.append(step_report)
                 before = {_probe_key(c.probe): c.expectation.verdict for c in step_report.cells}
             # Back to the bare workload: no policies, original labels, for the next case.
@@ -178,8 +181,8 @@ class Runner:
                 if p.protocol in protocols}
 
     def _run_step(self, case: Case, step: str, scenario: Scenario,
-                  before: dict[tuple, str]) -> StepReport:
-        cells, convergence, rounds, realized = self._apply(scenario, before)
+                  before: dict[tuple, str], history: SyncHistory) -> StepReport:
+        cells, convergence, rounds, realized = self._apply(scenario, before, history)
         report = StepReport(step, cells, convergence, rounds)
         if report.mismatches:
             self._diagnose(case, [{**c.record(), "case": case.id, "step": step}
@@ -191,11 +194,11 @@ class Runner:
                                                   self.backend.node_of, realized))
         return report
 
-    def _apply(self, scenario: Scenario, before: dict[tuple, str],
+    def _apply(self, scenario: Scenario, before: dict[tuple, str], history: SyncHistory,
                own: Callable[[Probe], bool] = lambda _p: True
                ) -> tuple[list[Cell], float | None, int, Scenario]:
         """Apply one state and converge on its (own) cells: (cells, convergence ms or None,
-        rounds, the scenario as realized)."""
+        rounds, the scenario as realized). `history` is advanced to it (cell facts)."""
         # Stable cells, known before the change (pods a step adds have no address yet and
         # are simply not sampled while it is applied).
         ahead = [c for c in self._cells(scenario, [
@@ -218,6 +221,9 @@ class Runner:
         expectations = [oracle.expect(p) for p in oracle.probes()
                         if p.protocol in self._protocols() and own(p)]
         cells = self._cells(realized, expectations)
+        mechanism = history.advance(oracle)
+        for c in cells:
+            c.facts = record_facts(mechanism.facts(c.probe)) or None
         early = {_probe_key(c.probe): c for c in ahead}
         for c in cells:
             prior = early.get(_probe_key(c.probe))
@@ -242,11 +248,13 @@ class Runner:
 
         try:
             before = self._verdicts(live)
+            history = SyncHistory()
+            history.advance(Oracle(live))
             for index, _ in enumerate(packed.step_names):
                 scenario = packed.build(live, index)
                 wanted = packed.own_probes(live, index)
                 cells, convergence, rounds, realized = self._apply(
-                    scenario, before, lambda p, w=wanted: _probe_key(p) in w)
+                    scenario, before, history, lambda p, w=wanted: _probe_key(p) in w)
                 before = {_probe_key(c.probe): c.expectation.verdict for c in cells}
                 for slot, case in enumerate(packed.cases):
                     if index >= len(case.steps):

@@ -51,9 +51,10 @@ def _failing(cell: Cell) -> list[str]:
     res = cell.result
     head = f"### {md_escape(cell.case)}: {md_escape(column_label(cell.column))}, {cell.state}"
     out = [head, ""]
-    if cell.issue and cell.state == "known":
-        out.append(f"Known issue [{md_escape(cell.issue.id)}]({md_url(cell.issue.url)}): "
-                   f"{md_escape(cell.issue.explanation)}")
+    if cell.state == "known":
+        for issue in cell.issues:
+            out.append(f"Known issue [{md_escape(issue.id)}]({md_url(issue.url)}): "
+                       f"{md_escape(issue.explanation)}")
         out.append("")
     # The runner leaves convergence empty when a step never agreed before its deadline.
     conv = (f"{res.convergence_ms:.0f} ms" if res.convergence_ms is not None
@@ -134,8 +135,10 @@ def render(matrix: Matrix) -> str:
     if fixed or unseen:
         out += ["## Known issues to re-check", ""]
         for c in fixed:
-            out.append(f"- fixed? {md_escape(c.case)} passed on {md_escape(column_label(c.column))}"
-                       f" but matches [{md_escape(c.issue.id)}]({md_url(c.issue.url)})")  # type: ignore[union-attr]
+            what = "passed" if c.result.outcome == "pass" else "has passing cells"
+            links = ", ".join(f"[{md_escape(i.id)}]({md_url(i.url)})" for i in c.stale)
+            out.append(f"- fixed? {md_escape(c.case)} {what} on {md_escape(column_label(c.column))}"
+                       f" but matches {links}")
         for i in unseen:
             out.append(f"- [{md_escape(i.id)}]({md_url(i.url)}) explains no failure in these runs")
         out.append("")

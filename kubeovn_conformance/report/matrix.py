@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeovn_conformance import placement, truthtable
-from kubeovn_conformance.report.known import KnownIssue, find_known
+from kubeovn_conformance.report.known import KnownIssue, explain
 from kubeovn_conformance.report.records import CaseResult, Run, version_key
 
 STATES = ("pass", "fail", "known", "undefined", "infra-error", "skipped")
@@ -20,8 +20,10 @@ class Cell:
     run: Run
     result: CaseResult
     state: str
-    issue: KnownIssue | None = None
+    issue: KnownIssue | None = None  # the first of `issues`, or the entry flagged "fixed?"
     fixed_hint: bool = False  # matches a known issue, yet passed: the entry may be stale
+    issues: tuple[KnownIssue, ...] = ()  # entries explaining its failing cells
+    stale: tuple[KnownIssue, ...] = ()  # entries whose matching cells (or case) passed
 
     @property
     def column(self) -> tuple[str, str]:
@@ -50,7 +52,7 @@ class Matrix:
 
     def unseen_issues(self) -> list[KnownIssue]:
         """Known issues that explain no failing cell here (they may be fixed, or not covered)."""
-        used = {c.issue.id for c in self.cells.values() if c.issue and c.state == "known"}
+        used = {i.id for c in self.cells.values() if c.state == "known" for i in c.issues}
         return [i for i in self.issues if i.id not in used]
 
     def failing(self) -> list[Cell]:
@@ -78,17 +80,20 @@ def build(runs: list[Run], issues: list[KnownIssue]) -> Matrix:
     for col in columns:
         run = by_column[col]
         for name, result in run.cases.items():
-            issue = find_known(issues, name, run.mode, run.version, run.backend)
-            state = result.outcome
-            if state == "fail" and issue:
-                state = "known"
+            # Per cell: every failing probe must be explained for the case to be "known".
+            ex = explain(issues, result.records, name, run.mode, run.version, run.backend)
+            known = ex.known(result.outcome)
+            explaining = tuple(ex.issues()) if known else ()
+            stale = tuple(ex.stale_issues(result.outcome))
             cells[(name, col)] = Cell(
                 case=name,
                 run=run,
                 result=result,
-                state=state,
-                issue=issue,
-                fixed_hint=bool(issue) and result.outcome == "pass",
+                state="known" if known else result.outcome,
+                issue=(explaining or stale or (None,))[0],
+                fixed_hint=bool(stale),
+                issues=explaining,
+                stale=stale,
             )
     cases = sorted({name for name, _ in cells})
     ordered = [by_column[c] for c in columns]

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from kubeovn_conformance.backends.lab.profile import DEFAULT, Profile
 from kubeovn_conformance.backends.lab.translate import Acl, OvnPolicyState, policy_state
-from kubeovn_conformance.model import NetworkPolicy, Peer, Pod, Scenario
+from kubeovn_conformance.mechanism import resynced_policies
+from kubeovn_conformance.model import Scenario
 
 
 @dataclass(frozen=True)
@@ -38,67 +39,14 @@ class Applied:
 # --------------------------------------------------------------------------- who re-syncs
 
 
-def _peers(policy: NetworkPolicy) -> Iterable[Peer]:
-    for direction in ("Ingress", "Egress"):
-        for rule in policy.rules(direction):
-            yield from rule.peers or ()
-
-
-def pod_matches(scenario: Scenario, pod: Pod, policy: NetworkPolicy) -> bool:
-    """isPodMatchNetworkPolicy: selected by the policy, or by any selector peer of it."""
-    if pod.namespace == policy.namespace and policy.pod_selector.matches(pod.label_map):
-        return True
-    ns_labels = scenario.namespace(pod.namespace).label_map
-    for peer in _peers(policy):
-        if peer.ip_block is not None:
-            continue
-        if peer.namespace_selector is None:
-            if pod.namespace != policy.namespace:
-                continue
-        elif not peer.namespace_selector.matches(ns_labels):
-            continue
-        if peer.pod_selector is None or peer.pod_selector.matches(pod.label_map):
-            return True
-    return False
-
-
-def namespace_matches(labels: Mapping[str, str], policy: NetworkPolicy) -> bool:
-    """isNamespaceMatchNetworkPolicy: only peers with a namespaceSelector count."""
-    return any(p.namespace_selector is not None and p.namespace_selector.matches(labels)
-               for p in _peers(policy))
-
-
 def resync_keys(old: Scenario | None, new: Scenario, profile: Profile,
                 synced: Iterable[str]) -> set[str]:
     """Keys of the policies of `new` the controller re-syncs for the change old -> new.
-    `synced`: policies that have objects from an earlier sync."""
-    synced = set(synced)
+    `synced`: policies that have objects from an earlier sync. The triggers themselves live
+    in mechanism.py, which known issues' facts share."""
     if old is None or not profile.label_resync_by_match_diff:
         return {p.key for p in new.policies}
-    old_policies = {p.key: p for p in old.policies}
-    out = {p.key for p in new.policies if old_policies.get(p.key) != p or p.key not in synced}
-    old_pods = {p.key: p for p in old.pods}
-    for pod in new.pods:
-        before = old_pods.get(pod.key)
-        if before is None:  # enqueueAddPod: every policy the new pod matches
-            if not profile.late_pod_ignored:
-                out |= {p.key for p in new.policies if pod_matches(new, pod, p)}
-            continue
-        if before.labels != pod.labels or old.namespace(pod.namespace) != new.namespace(pod.namespace):
-            if before.labels != pod.labels:
-                was = {p.key for p in new.policies if pod_matches(old, before, p)}
-                now = {p.key for p in new.policies if pod_matches(new, pod, p)}
-                out |= was ^ now
-    old_ns = {n.name: n for n in old.namespaces}
-    for ns in new.namespaces:
-        before_ns = old_ns.get(ns.name)
-        if before_ns is None:
-            out |= {p.key for p in new.policies if namespace_matches(ns.label_map, p)}
-        elif before_ns.labels != ns.labels:
-            was = {p.key for p in new.policies if namespace_matches(before_ns.label_map, p)}
-            now = {p.key for p in new.policies if namespace_matches(ns.label_map, p)}
-            out |= was ^ now
-    return out
+    return resynced_policies(old, new, synced, add_pods=not profile.late_pod_ignored)
 
 
 # --------------------------------------------------------------------------- ovn-nbctl plans
