@@ -171,17 +171,30 @@ CORPUS_SEEDS: Mapping[str, Mapping[str, str]] = {
 }
 
 
+# Values that appear only in the seed rows the corpus needs, not in pairs: a known Kube-OVN
+# bug decides every cell of such a row, so pairing the value with every other value would
+# repeat one failure a dozen times and test nothing else.
+SEED_ONLY: Mapping[tuple[str, str], str] = {
+    ("policies", "dot-dash-twins"):
+        "two policies whose names differ only in '.' for '-' share one Kube-OVN port group and "
+        "the one synced last wins (corpus entry policy-name-collision, open): its seed row "
+        "catches that; paired with everything it would only fail the same way again",
+}
+
+
 def excluded(a: tuple[str, str], b: tuple[str, str]) -> str | None:
-    """The reason the pair (dimension, value) x (dimension, value) is left out, or None."""
-    return EXCLUSIONS.get((a, b)) or EXCLUSIONS.get((b, a))
+    """The reason the pair (dimension, value) x (dimension, value) is not required, or None."""
+    return (EXCLUSIONS.get((a, b)) or EXCLUSIONS.get((b, a)) or SEED_ONLY.get(a)
+            or SEED_ONLY.get(b))
 
 
 def row_exclusion(row: Mapping[str, str]) -> str | None:
-    """The reason a (partial) row is invalid: the first excluded pair it holds."""
+    """The reason a (partial) row is invalid: the first excluded pair it holds (seed-only
+    values are valid: they are just never required)."""
     items = sorted(row.items())
     for i, a in enumerate(items):
         for b in items[i + 1:]:
-            reason = excluded(a, b)
+            reason = EXCLUSIONS.get((a, b)) or EXCLUSIONS.get((b, a))
             if reason:
                 return reason
     return None
