@@ -44,21 +44,22 @@ LATE = "x/late"  # created by the pod-after-policy step
 LATE_LABELS = {"pod": "late", "team": "blue"}
 
 
-def port_name(protocol: str, number: int, ns: str = "x") -> str:
+def port_name(protocol: str, number: int, ns: str = "x", swapped: str | None = SWAPPED) -> str:
     """The name a pod of `ns` gives its `number`/`protocol` listener."""
     web, alt = NAMES[protocol]
     first = number == LISTENERS[0]
-    return (alt if first else web) if ns == SWAPPED else (web if first else alt)
+    return (alt if first else web) if ns == swapped else (web if first else alt)
 
 
-def _ports(ns: str, protocols: tuple[str, ...]) -> tuple[ContainerPort, ...]:
-    return tuple(container_port(n, proto, port_name(proto, n, ns))
+def _ports(ns: str, protocols: tuple[str, ...], swapped: str | None) -> tuple[ContainerPort, ...]:
+    return tuple(container_port(n, proto, port_name(proto, n, ns, swapped))
                  for proto in protocols for n in LISTENERS)
 
 
-def _pod(key: str, labels: dict[str, str], protocols: tuple[str, ...]) -> Pod:
+def _pod(key: str, labels: dict[str, str], protocols: tuple[str, ...],
+         swapped: str | None = SWAPPED) -> Pod:
     ns, name = key.split("/")
-    return pod(ns, name, labels, _ports(ns, protocols))
+    return pod(ns, name, labels, _ports(ns, protocols, swapped))
 
 
 def _service(p: Pod, protocols: tuple[str, ...]) -> Service:
@@ -68,8 +69,10 @@ def _service(p: Pod, protocols: tuple[str, ...]) -> Service:
                        service_port(SERVICE_NUMERIC, LISTENERS[1], proto))))
 
 
-def ground(protocols: tuple[str, ...]) -> Scenario:
-    pods = tuple(_pod(k, labels, protocols) for k, labels in POD_LABELS.items())
+def ground(protocols: tuple[str, ...], swapped: str | None = SWAPPED) -> Scenario:
+    """The workload serving `protocols`; `swapped=None` gives every namespace the same port
+    names (tests use it to show which verdicts depend on per-namespace names)."""
+    pods = tuple(_pod(k, labels, protocols, swapped) for k, labels in POD_LABELS.items())
     return Scenario(NAMESPACES, pods, tuple(_service(p, protocols) for p in pods))
 
 
