@@ -124,3 +124,18 @@ def test_markers_select_by_one_dimension_value_under_strict_markers() -> None:
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert f"{expected}/{len(ROWS)} tests collected" in r.stdout
     assert all(marker(d.name, v) == marker(d.name, v).lower() for d in DIMENSIONS for v in d.names)
+
+
+def test_cases_that_pack_come_first_and_are_exactly_the_policy_only_ones() -> None:
+    """packing.groups packs consecutive cases of one workload: the one-step, update and delete
+    cases (only policies change) come first, grouped by workload; the rest run alone."""
+    from kubeovn_conformance.packing import groups, packable
+
+    flags = [packable(c) for c in CASES]
+    first_alone = flags.index(False)
+    assert all(flags[:first_alone]) and not any(flags[first_alone:])
+    policy_only = {case_id(r) for r in ROWS if r["steps"] in ("add", "update", "delete")}
+    assert {c.id for c, f in zip(CASES, flags, strict=True) if f} == policy_only
+    # Two workloads (TCP/UDP, SCTP): at most one short pack each, every other pack is full.
+    packs = [len(g) for g in groups(CASES[:first_alone], 8)]
+    assert sum(1 for n in packs if n < 8) <= 2
