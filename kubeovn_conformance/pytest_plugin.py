@@ -148,6 +148,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 KNOWN_ISSUES = Path(__file__).resolve().parent.parent / "clusters" / "known-issues.yaml"
 
 
+# trylast: after -k/-m deselection, so packs are made of the selected cases only (before,
+# `-k one-id` ran that case's whole pack of neighbours and recorded them too).
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Cases that clusters/known-issues.yaml explains are expected to fail: xfail with the
     upstream link. Strict on the lab (deterministic), so a fixed one is flagged at once; not

@@ -139,3 +139,19 @@ def test_cases_that_pack_come_first_and_are_exactly_the_policy_only_ones() -> No
     # Two workloads (TCP/UDP, SCTP): at most one short pack each, every other pack is full.
     packs = [len(g) for g in groups(CASES[:first_alone], 8)]
     assert sum(1 for n in packs if n < 8) <= 2
+
+
+def test_packs_are_made_of_the_selected_cases_only(tmp_path: Path) -> None:
+    """With -k or -m, the plugin's case order (which packs follow) holds only what was
+    selected: a pack must not run (and record) deselected neighbours."""
+    (tmp_path / "order_probe.py").write_text(
+        "def pytest_collection_finish(session):\n"
+        "    print('ORDER', ','.join(c.id for c in session.config._kubeovn_case_order))\n")
+    picked = [c.id for c in CASES[:3]]
+    r = subprocess.run([sys.executable, "-m", "pytest", "suites/test_generated.py", "--collect-only",
+                        "-q", "-p", "no:cacheprovider", "-p", "order_probe", "-k", " or ".join(picked)],
+                       check=False, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    line = next(x for x in r.stdout.splitlines() if x.startswith("ORDER "))
+    assert line.split(" ", 1)[1].split(",") == picked
