@@ -22,9 +22,18 @@ $(PY): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(PY)
 
-venv: $(PY) ## create .venv with the project and its test tools
+# network-config-analyzer (an independent NetworkPolicy engine the generator tests compare the
+# oracle with) pins PyYAML==6.0.2 exactly and kubernetes 37 needs >=6.0.3: it gets a venv of
+# its own, which tests/test_generator_nca.py runs (tests/nca_connectivity.py).
+NCA_VENV ?= .venv-nca
+NCA_VERSION := 2.1.0
+$(NCA_VENV)/bin/python:
+	$(PYTHON) -m venv $(NCA_VENV)
+	$(NCA_VENV)/bin/python -m pip install --quiet network-config-analyzer==$(NCA_VERSION)
 
-unit: $(PY) ## unit tests of the library (oracle, model, lab, reports, cluster configs)
+venv: $(PY) $(NCA_VENV)/bin/python ## create .venv with the project and its test tools (and .venv-nca)
+
+unit: $(PY) $(NCA_VENV)/bin/python ## unit tests of the library (oracle, model, lab, reports, cluster configs)
 	$(PYTEST) tests $(PYTEST_ARGS)
 
 lint: $(PY) ## ruff on the code
@@ -161,5 +170,5 @@ e2e-history: $(PY) ## corpus entries on their pre-fix/fixed tags (kind): [ENTRY=
 
 clean: ## remove clusters, downloaded tools, the virtualenv, caches and reports
 	-[ -x scripts/cluster-down ] && scripts/cluster-down --name $(CLUSTER_NAME)
-	rm -rf $(VENV) .bin .cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(NCA_VENV) .bin .cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
 	find $(REPORTS) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

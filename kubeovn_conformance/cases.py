@@ -34,6 +34,7 @@ class Case:
     workload: Scenario  # namespaces, pods, Services; its policies are ignored
     steps: tuple[Step, ...]
     description: str = ""
+    marks: tuple[str, ...] = ()  # pytest markers (registered ones), e.g. gen_peers_ns
 
     @property
     def protocols(self) -> set[str]:

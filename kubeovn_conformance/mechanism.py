@@ -54,11 +54,13 @@ PROPERTIES: dict[str, tuple[tuple[Any, ...], str]] = {
     "peer_namespace": (("same", "other", MIXED),
                        "the other pod's namespace against the policies' (the pod's own)"),
     "named_port_policy_namespace": (
-        ("same", "other", "none", MIXED),
+        ("same", "other", "none", "admits", MIXED),
         "rule: what the first pod of the POLICY's namespace declaring the admitting port name "
         "(any protocol) makes of it, against the cell's port: Kube-OVN resolves names there, "
         "GetNamedPortByNs(np.Namespace) (v1.16.2 pkg/controller/network_policy.go:146, "
-        "pod.go:71-99)"),
+        "pod.go:71-99); `admits` on a denied direction: a rule of an isolating policy whose "
+        "peers take the other pod names a port that resolves there to the cell's port, which "
+        "the destination does not declare under that name"),
     "except_covers_peer": (BOOL, "rule: an ipBlock except of the admitting rule covers the "
                            "other pod's IP, which another peer of the rule (a selector or "
                            "another ipBlock) admits"),
@@ -288,6 +290,8 @@ class Mechanism:
         subject, other = self._pods[d.subject], self._pods[d.peer]
         paths = d.admitted_by if d.isolated_by else ()
         rules = [self._admission(a, other, d.port) for a in paths]
+        if d.isolated_by and not d.allowed and self._misresolved_admits(d, d.isolated_by, subject, other):
+            rules = [("named", None, "admits", False, False)]
 
         def common(i: int) -> str | None:
             values = {r[i] for r in rules}
@@ -306,7 +310,7 @@ class Mechanism:
             port_group_shadowed=_lost(d, self._shadowed),
             rule0_selects_nothing=(d.direction == "Egress" and not d.allowed
                                    and all(p in self._rule0 for p in d.isolated_by)),
-            types_omitted=_types_omitted(d),
+            types_omitted=self._types_omitted(d, other),
             relabel=self.history.relabelled,
             resync_skipped=self._stale(d),
         )
@@ -338,6 +342,38 @@ class Mechanism:
             _in_except(str(other.ip), b.excepts) for b in blocks)
         several = peer is not None and peer.ip_block is not None and len(blocks) > 1
         return port_kind, peer_kind, named, covered, several
+
+    def _misresolved_admits(self, d: Decision, policies: tuple[str, ...], subject: Pod, other: Pod) -> bool:
+        """Denied, but a named port of an isolating policy's rule that takes the other pod
+        resolves in the policy's namespace to this port, under a name the destination does
+        not give it: Kube-OVN admits it."""
+        dst = other if d.direction == "Egress" else subject
+        declared = {(cp.name, cp.port) for cp in dst.ports}
+        for key in policies:
+            policy = self._policies[key]
+            for i, rule in enumerate(policy.rules(d.direction)):
+                peers = self.oracle.admitted(key, d.direction, i)
+                if peers is not None and not any(other.key in ks for ks in peers):
+                    continue
+                for entry in rule.ports or ():
+                    if (isinstance(entry.port, str) and entry.protocol == d.protocol
+                            and self._first_named(policy.namespace, entry.port) == d.port
+                            and (entry.port, d.port) not in declared):
+                        return True
+        return False
+
+    def _types_omitted(self, d: Decision, other: Pod) -> bool:
+        """Would building the rules policyTypes leaves out flip this direction? Where the API
+        leaves it open, Kube-OVN isolates it and admits only what those rules admit with
+        named ports resolved in the policy's namespace (the named-port bug composes)."""
+        if not d.ignored_by:
+            return False
+        if not d.isolated_by:
+            subject = self._pods[d.subject]
+            return not (any(self._admission(a, other, d.port)[2] in (None, "same")
+                            for a in d.ignored_admitted_by)
+                        or self._misresolved_admits(d, d.ignored_by, subject, other))
+        return not d.allowed and bool(d.ignored_admitted_by)
 
     def _stale(self, d: Decision) -> bool:
         """Does the direction go the other way with each policy as of its last re-sync?"""
@@ -384,15 +420,6 @@ def _lost(d: Decision, flagged: set[str]) -> bool:
         return all(p in flagged for p in d.isolated_by)
     return (all(a.policy in flagged for a in d.admitted_by)
             and any(p not in flagged for p in d.isolated_by))
-
-
-def _types_omitted(d: Decision) -> bool:
-    """Would building the rules policyTypes leaves out flip this direction?"""
-    if not d.ignored_by:
-        return False
-    if not d.isolated_by:
-        return not d.ignored_admitted_by  # Kube-OVN isolates it and nothing admits
-    return not d.allowed and bool(d.ignored_admitted_by)
 
 
 # --------------------------------------------------------------------------- matching

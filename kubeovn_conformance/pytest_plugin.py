@@ -83,6 +83,12 @@ def _uses_suites(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # Per-dimension markers of the generated cases (gen_<dimension>_<value>), registered so
+    # `-m gen_peers_ns` works under --strict-markers.
+    from kubeovn_conformance.generate import all_markers
+
+    for name, text in all_markers():
+        config.addinivalue_line("markers", f"{name}: {text}")
     if not _uses_suites(config) or hasattr(config, "workerinput"):
         return
     try:
@@ -136,12 +142,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     mode = config.getoption("--mode")
     # On kind the version is part of the id, so JUnit names stay unique across a matrix.
     suffix = "" if config.getoption("--backend") == "lab" else f"-{_version(config)}"
-    metafunc.parametrize("case", cases, ids=[f"{mode}-{c.id}{suffix}" for c in cases])
+    metafunc.parametrize("case", [pytest.param(c, marks=[getattr(pytest.mark, m) for m in c.marks],
+                                               id=f"{mode}-{c.id}{suffix}") for c in cases])
 
 
 KNOWN_ISSUES = Path(__file__).resolve().parent.parent / "clusters" / "known-issues.yaml"
 
 
+# trylast: after -k/-m deselection, so packs are made of the selected cases only (before,
+# `-k one-id` ran that case's whole pack of neighbours and recorded them too).
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Read clusters/known-issues.yaml once (a bad file stops the run with one line) and
     remember the collection order (packs follow it). Known issues are applied per cell once

@@ -8,10 +8,8 @@ ovsdb-server with the OVN northbound schema.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -43,6 +41,7 @@ from kubeovn_conformance.model import (
     Service,
     ServicePort,
 )
+from tests.ovn_eval import verdict
 
 sel = LabelSelector.of
 
@@ -80,76 +79,9 @@ def allows(state: OvnPolicyState, pg: str) -> list[str]:
     return sorted(a.match for a in state.acls[pg] if a.priority == 2001)
 
 
-# --------------------------------------------------------------------------- an ACL evaluator
-# Enough of OVN's match language for what translate emits: terms joined by && and ||, with
-# parentheses, `{a, b}` sets and `A <= tcp.dst <= B` ranges. Like OVN, it refuses && and ||
-# mixed without parentheses (kube-ovn#6508).
-
-def _tokens(match: str) -> list[str]:
-    return [t.strip() for t in re.split(r"(\(|\)|&&|\|\|)", match) if t.strip()]
-
-
-def _in(value: str, field: str, pkt: dict, state: OvnPolicyState) -> bool:
-    if value.startswith("$"):
-        nets = state.address_sets[value[1:]]
-    elif value.startswith("{"):
-        nets = {v.strip() for v in value[1:-1].split(",")}
-    else:
-        nets = {value}
-    return any(ipaddress.ip_address(pkt[field]) in ipaddress.ip_network(n) for n in nets)
-
-
-def _term(term: str, pkt: dict, state: OvnPolicyState) -> bool:
-    if term == "ip":
-        return True
-    if term in ("tcp", "udp", "sctp", "icmp"):
-        return pkt["proto"] == term
-    parts = term.split()
-    if len(parts) == 5:  # A <= tcp.dst <= B
-        proto = parts[2].split(".")[0]
-        return pkt["proto"] == proto and int(parts[0]) <= pkt["dport"] <= int(parts[4])
-    field, op, value = term.split(" ", 2)
-    if field in ("outport", "inport"):
-        return pkt[field] in state.port_groups[value.removeprefix("@")]
-    if field in ("ip4.src", "ip4.dst"):
-        inside = _in(value, field, pkt, state)
-        return inside if op == "==" else not inside
-    proto, _ = field.split(".")
-    return pkt["proto"] == proto and pkt["dport"] == int(value)
-
-
-def evaluate(match: str, pkt: dict, state: OvnPolicyState) -> bool:
-    tokens = _tokens(match)
-
-    def expr(i: int) -> tuple[bool, int]:
-        values, ops = [], set()
-        while True:
-            if tokens[i] == "(":
-                v, i = expr(i + 1)
-                i += 1  # ")"
-            else:
-                v, i = _term(tokens[i], pkt, state), i + 1
-            values.append(v)
-            if i >= len(tokens) or tokens[i] == ")":
-                break
-            ops.add(tokens[i])
-            i += 1
-        if len(ops) > 1:
-            raise ValueError(f"&& and || must be parenthesized when used together: {match}")
-        return (any(values) if ops == {"||"} else all(values)), i
-
-    return expr(0)[0]
-
-
-def verdict(state: OvnPolicyState, direction: str, pkt: dict) -> str:
-    """Action of the highest-priority matching ACL over all port groups, "none" if none."""
-    best: tuple[int, str] = (-1, "none")
-    for acls in state.acls.values():
-        for acl in acls:
-            if acl.direction == direction and acl.priority > best[0] and evaluate(
-                    acl.match, pkt, state):
-                best = (acl.priority, acl.action)
-    return best[1]
+# --------------------------------------------------------------------------- ACL evaluation
+# The evaluator of OVN's match language lives in tests/ovn_eval.py (the generated-case
+# corpus test uses it too).
 
 
 def pod_to_pod(state: OvnPolicyState, src: str, dst: str, port: int, proto: str = "tcp") -> bool:
