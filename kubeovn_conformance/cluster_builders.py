@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kubeovn_conformance.builders import select
+from kubeovn_conformance.builders import container_port, namespace, pod, select, service, service_port
 from kubeovn_conformance.cluster_policy import (
     ADMIN,
     ANP,
@@ -21,7 +21,7 @@ from kubeovn_conformance.cluster_policy import (
     ClusterRule,
     Subject,
 )
-from kubeovn_conformance.model import LabelSelector
+from kubeovn_conformance.model import LabelSelector, Scenario
 
 
 def ns(**labels: str) -> LabelSelector:
@@ -83,3 +83,39 @@ def banp(subj: Subject, ingress: Iterable[ClusterRule] = (),
 def cnp(name: str, tier: str, priority: int, subj: Subject, ingress: Iterable[ClusterRule] = (),
         egress: Iterable[ClusterRule] = ()) -> ClusterPolicy:
     return ClusterPolicy(CNP, name, tier, priority, subj, tuple(ingress), tuple(egress))
+
+
+# --------------------------------------------------------------------------- the policy-api ground
+
+HOUSES = {"gryffindor": "harry", "slytherin": "draco", "hufflepuff": "cedric", "ravenclaw": "luna"}
+HOUSE_LABEL = "conformance-house"
+# The ports network-policy-api's conformance pods serve (conformance/base/manifests.yaml):
+# TCP 80 named "web", TCP 8080, UDP 53 named "dns", UDP 5353, SCTP 9003 and 9005.
+POLICY_API_PORTS = ((80, "TCP", "web"), (8080, "TCP", None), (53, "UDP", "dns"),
+                    (5353, "UDP", None), (9003, "SCTP", None), (9005, "SCTP", None))
+SERVICE_OFFSET = 10000  # Service port = pod port + 10000: never the pod's own port
+
+
+def policy_api_ground(protocols: Iterable[str] = ("TCP", "UDP")) -> Scenario:
+    """network-policy-api's conformance model in this suite's terms: namespaces gryffindor,
+    slytherin, hufflepuff, ravenclaw (labelled conformance-house=<house>), two pods each
+    (harry-0, harry-1, draco-0, ...; labelled conformance-house=<house>), serving the ports of
+    POLICY_API_PORTS of `protocols`; and a Service s-<pod> per pod whose ports are the pod's
+    plus 10000, so every case is also probed after the load balancer's DNAT. (Upstream probes
+    Pod IPs only.)"""
+    wanted = tuple(protocols)
+    cports = tuple(container_port(p, proto, name) for p, proto, name in POLICY_API_PORTS
+                   if proto in wanted)
+    nss = tuple(namespace(h, **{HOUSE_LABEL: h}) for h in HOUSES)
+    pods = tuple(pod(h, f"{who}-{i}", {HOUSE_LABEL: h, "pod": f"{who}-{i}"}, cports)
+                 for h, who in HOUSES.items() for i in (0, 1))
+    services = tuple(service(p.namespace, f"s-{p.name}", {"pod": p.name},
+                             *(service_port(cp.port + SERVICE_OFFSET, cp.port, cp.protocol)
+                               for cp in cports))
+                     for p in pods)
+    return Scenario(nss, pods, services)
+
+
+def house(name: str) -> LabelSelector:
+    """The namespace (or pods) of one house, by the conformance-house label."""
+    return select(**{HOUSE_LABEL: name})
