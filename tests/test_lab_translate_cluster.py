@@ -407,3 +407,50 @@ def test_mutated_translations_fail_named_cases(mutant: str, fails: set[str]) -> 
     failing = {case.id for case in SUITE_CASES if case.id not in KUBE_OVN_DIFFERS
                and any(v[0] != v[1] for cells in lab_verdicts(case, profile) for v in cells.values())}
     assert fails <= failing, fails - failing
+
+
+# --------------------------------------------------------------------------- the backends' gates
+
+
+def _case(case_id: str):  # type: ignore[no-untyped-def]
+    return next(c for c in SUITE_CASES if c.id == case_id)
+
+
+def test_the_lab_backend_skips_cluster_cases_without_tiers_and_runs_the_rest(tmp_path: Path) -> None:
+    from kubeovn_conformance.backends.lab.backend import LabBackend
+    from kubeovn_conformance.runner import Case, Step
+
+    old, new = tmp_path / "old.ovsschema", tmp_path / "new.ovsschema"
+    old.write_text(json.dumps({"tables": {"ACL": {"columns": {"match": {}}}}}))
+    new.write_text(json.dumps({"tables": {"ACL": {"columns": {"match": {}, "tier": {}}}}}))
+    cluster = _case("cluster-cnp-priority-field")
+    deny = policy("gryffindor", "d", select(), ingress=[])
+    plain = Case("np-only", "ingress", cluster.workload,
+                 (Step("initial", lambda w: w.with_policies([deny])),))
+    lab = LabBackend(profile=DEFAULT, lab_dir=tmp_path, nb_schema=old)
+    reason = lab.skip_reason(cluster)
+    assert reason is not None and "has no ACL tier column" in reason and "\n" not in reason
+    assert lab.skip_reason(plain) is None
+    lab = LabBackend(profile=DEFAULT, lab_dir=tmp_path, nb_schema=new)
+    assert lab.skip_reason(cluster) is None and lab._netpol_tier() == 2
+    lab = LabBackend(profile=get_profile("v1.14"), lab_dir=tmp_path, nb_schema=new)
+    assert "ClusterNetworkPolicy needs Kube-OVN v1.15.0" in (lab.skip_reason(cluster) or "")
+    assert lab.skip_reason(_case("cluster-anp-priority-swap")) is None  # ANPs exist on 1.14
+    lab = LabBackend(profile=get_profile("v1.12"), lab_dir=tmp_path, nb_schema=new)
+    assert lab._netpol_tier() == 0  # no tiers in Kube-OVN before v1.13
+
+
+def test_the_kind_backend_skips_cluster_cases_until_it_applies_them() -> None:
+    from kubeovn_conformance.backends.kind import KindBackend
+
+    kind = KindBackend(kubeconfig="/nonexistent", run_id="t")
+    reason = kind.skip_reason(_case("cluster-cnp-priority-field"))
+    assert reason is not None and "does not apply AdminNetworkPolicy" in reason
+
+
+def test_known_issues_name_exactly_the_cases_where_kube_ovn_differs() -> None:
+    from kubeovn_conformance.report.known import find_known, load_known
+
+    issues = load_known(ROOT / "clusters" / "known-issues.yaml")
+    known = {c.id for c in SUITE_CASES if find_known(issues, c.id, "overlay", "lab:v1.16.2", "lab")}
+    assert known == set(KUBE_OVN_DIFFERS)

@@ -95,6 +95,7 @@ class LabBackend(Backend):
         self.nb_schema = Path(nb_schema or SCHEMAS["nb"])
         self.acl_tiers = cluster_support.nb_schema_has_acl_tiers(self.nb_schema)
         self._cluster: cluster_sync.ClusterApplied | None = None
+        self._skips: dict[str, str | None] = {}
         self._owns_lab = False
         self._claimed = False
         self._ports: dict[str, topo.PodPort] = {}
@@ -192,8 +193,10 @@ class LabBackend(Backend):
 
     def skip_reason(self, case: Any) -> str | None:
         """Why this lab cannot run `case` (cluster-scoped policies), one line, or None."""
-        return cluster_support.skip_reason(cluster_support.case_cluster_policies(case),
-                                           self.profile, self.acl_tiers, self.nb_schema)
+        if case.id not in self._skips:  # asked once per case and again for every pack
+            self._skips[case.id] = cluster_support.skip_reason(
+                cluster_support.case_cluster_policies(case), self.profile, self.acl_tiers, self.nb_schema)
+        return self._skips[case.id]
 
     def set_profile(self, profile: Any) -> None:
         """Switch the Kube-OVN behaviour between cases: only while no policy is applied, so
@@ -203,6 +206,7 @@ class LabBackend(Backend):
             raise InfraError("set_profile() while policies are applied")
         self.profile = profile
         self.kube_ovn_version = f"lab:{getattr(profile, 'tag', 'default')}"
+        self._skips = {}
 
     def _reconcile_workload(self, scenario: Scenario) -> None:
         """Pods created or deleted by a step (kubelet's part); Services follow in
