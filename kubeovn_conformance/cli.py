@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"  {PROG} expect examples/underlay-bug/ingress-allow-service-port.yaml\n"
         f"  {PROG} expect examples/underlay-bug/egress-allow-named-port.yaml --reasons\n"
         f"  {PROG} expect workload.yaml policies.yaml --format json | jq '.[] | select(.verdict==\"deny\")'\n"
-        f"  {PROG} expect examples/cluster-policies/admin-deny-beats-networkpolicy.yaml --format json "
-        "| jq '.[] | select(.egress.tier==\"Admin\")'",
+        f"  {PROG} expect examples/cluster-policies/workload.yaml "
+        "examples/cluster-policies/admin-pass-to-networkpolicy.yaml --format json "
+        "| jq '.[] | select(.ingress.tier==\"Admin\")'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     exp.add_argument("files", nargs="+", metavar="FILE",
