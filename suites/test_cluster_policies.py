@@ -213,15 +213,10 @@ def relabel_steps() -> list[Step]:
 
 
 def examples() -> list[Case]:
-    workload = load_scenario(EXAMPLES / "workload.yaml")
-    out = []
-    for path in sorted(EXAMPLES.glob("*-*.yaml")):
-        s = load_scenario(EXAMPLES / "workload.yaml", path)
-        nps, cps = s.policies, s.cluster_policies
-        step = Step("initial", lambda w, n=nps, c=cps: w.with_policies(n).with_cluster_policies(c))
-        out.append(Case(f"cluster-example-{path.stem}", "both", workload, (step,),
-                        f"examples/cluster-policies/{path.name}"))
-    return out
+    return [Case.from_scenario(f"cluster-example-{path.stem}", "both",
+                               load_scenario(EXAMPLES / "workload.yaml", path),
+                               f"examples/cluster-policies/{path.name}")
+            for path in sorted(EXAMPLES.glob("*-*.yaml"))]
 
 
 CASES = [
