@@ -43,11 +43,13 @@ class Case:
     @classmethod
     def from_scenario(cls, case_id: str, direction: str, scenario: Scenario,
                       description: str = "") -> Case:
-        """A one-step case: the workload and policies exactly as in `scenario` (e.g. manifests)."""
-        workload = scenario.with_policies(())
-        policies = scenario.policies
+        """A one-step case: the workload and policies exactly as in `scenario` (e.g. manifests),
+        cluster-scoped ones included."""
+        workload = scenario.bare()
+        policies, cluster = scenario.policies, scenario.cluster_policies
         return cls(case_id, direction, workload,
-                   (Step("initial", lambda w: w.with_policies(policies)),), description)
+                   (Step("initial", lambda w: w.with_policies(policies).with_cluster_policies(cluster)),),
+                   description)
 
 
 # --------------------------------------------------------------------------- results

@@ -34,6 +34,9 @@ def _cmd_expect(args: argparse.Namespace) -> int:
         for r, e in zip(records, expectations, strict=True):
             r["facts"] = record_facts(mechanism.facts(e.probe))
     if args.format == "json":
+        # Which tier and policy decided the client's egress and the destination's ingress.
+        for rec, e in zip(records, expectations, strict=True):
+            rec.update(e.decided_by or {"egress": None, "ingress": None})
         json.dump(records, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
@@ -62,14 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser(
         "expect",
         help="print what Kubernetes says must happen to every probe of some manifests",
-        description="Read Kubernetes manifests (Namespace, Pod, Service, NetworkPolicy, Lists; "
-        "pods may carry status.podIP) and print the expected verdict of every probe: each pod "
-        "to each other pod on its ports (path 'pod') and to each Service port (path 'service').",
+        description="Read Kubernetes manifests (Namespace, Pod, Service, NetworkPolicy, "
+        "AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy, Lists; pods may "
+        "carry status.podIP) and print the expected verdict of every probe: each pod to each "
+        "other pod on its ports (path 'pod') and to each Service port (path 'service').",
         epilog="examples:\n"
         f"  {PROG} expect examples/underlay-bug/ingress-allow-service-port.yaml\n"
         f"  {PROG} expect examples/underlay-bug/egress-allow-named-port.yaml --reasons\n"
         f"  {PROG} expect workload.yaml policies.yaml --format json | jq '.[] | select(.verdict==\"deny\")'\n"
-        f"  {PROG} expect examples/underlay-bug/egress-allow-named-port.yaml --reasons --facts",
+        f"  {PROG} expect examples/underlay-bug/egress-allow-named-port.yaml --reasons --facts\n"
+        f"  {PROG} expect examples/cluster-policies/workload.yaml "
+        "examples/cluster-policies/admin-pass-to-networkpolicy.yaml --format json "
+        "| jq '.[] | select(.ingress.tier==\"Admin\")'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     exp.add_argument("files", nargs="+", metavar="FILE",
@@ -77,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", choices=("table", "json"), default="table",
                      help="table: truth tables per path, port and protocol (default); json: one "
                      "object per probe with client, target, path, port, target_port, protocol, "
-                     "verdict, reason (e.g. --format json)")
+                     "verdict, reason, and egress/ingress: the tier (Admin, NetworkPolicy, "
+                     "Baseline, default) and policy that decided the client's egress and the "
+                     "destination's ingress (e.g. --format json)")
     exp.add_argument("--reasons", action="store_true",
                      help="with --format table, also list the reason of every verdict "
                      "(e.g. --reasons)")

@@ -332,6 +332,8 @@ class Scenario:
     pods: tuple[Pod, ...] = ()
     services: tuple[Service, ...] = ()
     policies: tuple[NetworkPolicy, ...] = ()
+    # AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy (cluster_policy.py)
+    cluster_policies: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         declared = {n.name for n in self.namespaces}
@@ -356,6 +358,13 @@ class Scenario:
     def with_policies(self, policies: Iterable[NetworkPolicy]) -> Scenario:
         return replace(self, policies=tuple(policies))
 
+    def with_cluster_policies(self, policies: Iterable[Any]) -> Scenario:
+        return replace(self, cluster_policies=tuple(policies))
+
+    def bare(self) -> Scenario:
+        """The workload alone: no NetworkPolicy and no cluster-scoped policy."""
+        return replace(self, policies=(), cluster_policies=())
+
     def with_pod_labels(self, key: str, labels: Mapping[str, str]) -> Scenario:
         return replace(self, pods=tuple(
             replace(p, labels=tuple(sorted(labels.items()))) if p.key == key else p for p in self.pods))
@@ -368,18 +377,20 @@ class Scenario:
     def with_pod_ips(self, ips: Mapping[str, str]) -> Scenario:
         return replace(self, pods=tuple(replace(p, ip=ips.get(p.key, p.ip)) for p in self.pods))
 
-    def objects(self) -> Iterator[Namespace | Pod | Service | NetworkPolicy]:
+    def objects(self) -> Iterator[Any]:
         yield from self.namespaces
         yield from self.pods
         yield from self.services
         yield from self.policies
+        yield from self.cluster_policies
 
 
 def _check_unique(s: Scenario) -> None:
     seen: set[tuple[str, str]] = set()
     for obj in s.objects():
-        name = obj.name if isinstance(obj, Namespace) else f"{obj.namespace}/{obj.name}"
-        ident = (type(obj).__name__, name)
+        namespace = getattr(obj, "namespace", None)  # None: cluster-scoped
+        name = obj.name if isinstance(obj, Namespace) or namespace is None else f"{namespace}/{obj.name}"
+        ident = (getattr(obj, "kind", None) or type(obj).__name__, name)
         if ident in seen:
             raise ManifestError(f"duplicate {ident[0]} {ident[1]}")
         seen.add(ident)
@@ -517,8 +528,12 @@ def _meta(doc: Mapping[str, Any], kind: str) -> tuple[str, str]:
     return meta.get("namespace") or "default", str(name)
 
 
-def parse_object(doc: Mapping[str, Any]) -> Namespace | Pod | Service | NetworkPolicy:
+def parse_object(doc: Mapping[str, Any]) -> Any:
     kind = doc.get("kind")
+    from kubeovn_conformance import cluster_policy  # it builds on this module
+
+    if kind in cluster_policy.KINDS:
+        return cluster_policy.parse_cluster_policy(doc)
     if kind == "Namespace":
         meta = doc.get("metadata") or {}
         if not meta.get("name"):
@@ -570,8 +585,9 @@ def parse_object(doc: Mapping[str, Any]) -> Namespace | Pod | Service | NetworkP
             _parse_rules(spec.get("egress"), f"{where}: spec.egress", "to"),
             types,
         )
-    raise ManifestError(f"unsupported kind {kind!r} "
-                        "(expected Namespace, Pod, Service, NetworkPolicy or List)")
+    raise ManifestError(f"unsupported kind {kind!r} (expected Namespace, Pod, Service, "
+                        "NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy, "
+                        "ClusterNetworkPolicy or List)")
 
 
 def _documents(docs: Iterable[Any]) -> Iterator[Mapping[str, Any]]:
@@ -591,12 +607,19 @@ def _identify(doc: Any) -> str:
         return "a document"
     meta = doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {}
     kind, name = doc.get("kind", "object"), meta.get("name", "?")
-    return f"{kind} {name}" if kind == "Namespace" else f"{kind} {meta.get('namespace') or 'default'}/{name}"
+    cluster_scoped = ("Namespace", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy",
+                      "ClusterNetworkPolicy")
+    if kind in cluster_scoped:
+        return f"{kind} {name}"
+    return f"{kind} {meta.get('namespace') or 'default'}/{name}"
 
 
 def scenario_from_documents(docs: Iterable[tuple[str, Any]]) -> Scenario:
     """Build a scenario from (source, document) pairs; errors name the source."""
-    groups: dict[type, list[Any]] = {Namespace: [], Pod: [], Service: [], NetworkPolicy: []}
+    from kubeovn_conformance.cluster_policy import ClusterPolicy
+
+    groups: dict[type, list[Any]] = {Namespace: [], Pod: [], Service: [], NetworkPolicy: [],
+                                     ClusterPolicy: []}
     sources: list[str] = []
     for source, doc in docs:
         sources.append(source)
@@ -612,7 +635,8 @@ def scenario_from_documents(docs: Iterable[tuple[str, Any]]) -> Scenario:
             raise ManifestError(f"{source}: {_identify(d)}: malformed object "
                                 f"({type(e).__name__}: {e})") from None
     try:
-        return Scenario(*(tuple(groups[t]) for t in (Namespace, Pod, Service, NetworkPolicy)))
+        return Scenario(*(tuple(groups[t]) for t in (Namespace, Pod, Service, NetworkPolicy,
+                                                      ClusterPolicy)))
     except ManifestError as e:
         raise ManifestError(f"{', '.join(dict.fromkeys(sources))}: {e}") from None
 

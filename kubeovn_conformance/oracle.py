@@ -11,13 +11,20 @@ never enters the verdict.
 Besides the verdict, `decisions(probe)` names what decided it, per direction: the policies
 that isolate the pod and every way a rule admits the traffic (policy, rule, peer, port entry).
 mechanism.py turns those into the properties known issues match on.
+
+Cluster-scoped policies (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy)
+wrap the NetworkPolicy decision of each direction in tiers: Admin, NetworkPolicy, Baseline,
+default allow (cluster_oracle.py). Without them every verdict and reason is NetworkPolicy's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from kubeovn_conformance.cluster_oracle import DEFAULT_TIER, NP_TIER, ClusterTiers, Hit, Undetermined
+from kubeovn_conformance.cluster_policy import ADMIN, BASELINE
 from kubeovn_conformance.model import NetworkPolicy, Pod, PolicyPort, Rule, Scenario, Service
 
 ALLOW, DENY, UNDEFINED = "allow", "deny", "undefined"
@@ -44,6 +51,9 @@ class Expectation:
     # What the probe agent should see: "connected" (allowed, something listens), "refused"
     # (allowed, nothing listens), "timeout" (denied: Kube-OVN drops), None (undefined).
     expected_observed: str | None
+    # Which tier and policy decided each direction: {"egress": {...}, "ingress": {...}}
+    # (the client's egress, the destination's ingress); None when no direction was judged.
+    decided_by: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, object]:
         p = self.probe
@@ -91,8 +101,7 @@ class Decision:
         return not self.isolated_by or bool(self.admitted_by)
 
 
-class _Undetermined(Exception):
-    """The scenario lacks a fact the verdict needs (a pod IP for an ipBlock)."""
+_Undetermined = Undetermined  # the scenario lacks a fact the verdict needs (a pod IP)
 
 
 class _CompiledPeer:
@@ -134,8 +143,9 @@ class Oracle:
                     target.setdefault((pod.key, direction), []).append(pol)
                 for i, rule in enumerate(pol.rules(direction)):
                     self._peers[(pol.key, direction, i)] = self._compile_peers(pol, rule)
-        self._cache: dict[tuple[str, str, int, str], tuple[str, str]] = {}
+        self._cache: dict[tuple[str, str, int, str], tuple[str, str, dict[str, Any] | None]] = {}
         self._decided: dict[tuple[str, str, str, str, int, str], Decision] = {}
+        self._tiers = ClusterTiers(scenario, ns_labels) if scenario.cluster_policies else None
         # (service key, port, protocol) -> (selected pods, endpoints): resolved once, not per client
         self._endpoints: dict[tuple[str, int, str], tuple[list[Pod], list[tuple[Pod, int]]]] = {}
 
@@ -185,24 +195,26 @@ class Oracle:
         return False
 
     def _direction(self, direction: str, subject: Pod, peer: Pod, dst: Pod, port: int,
-                   protocol: str) -> tuple[bool, str]:
-        """Does `subject`'s `direction` admit traffic with `peer` to dst:port/protocol?"""
+                   protocol: str) -> tuple[bool, str, dict[str, Any]]:
+        """Does `subject`'s `direction` admit traffic with `peer` to dst:port/protocol, by
+        NetworkPolicy? Also says which policy decided (tier "default": none isolates)."""
         policies = self._isolating.get((subject.key, direction))
         word = direction.lower()
         if not policies:
-            return True, f"{subject.key} {word} not isolated"
+            return True, f"{subject.key} {word} not isolated", {"tier": DEFAULT_TIER, "policy": None}
         undetermined = []
         for pol in policies:
             for i, rule in enumerate(pol.rules(direction)):
                 if not self._port_matches(rule.ports, port, protocol, dst):
                     continue
                 peers = self._peers[(pol.key, direction, i)]
+                by = {"tier": NP_TIER, "policy": pol.key, "rule": f"{word}[{i}]"}
                 if peers is None:
-                    return True, f"{subject.key} {word} allowed by {pol.key} {word}[{i}] (any peer)"
+                    return True, f"{subject.key} {word} allowed by {pol.key} {word}[{i}] (any peer)", by
                 for cp in peers:
                     if peer.key in cp.admitted:
                         return True, (f"{subject.key} {word} allowed by {pol.key} {word}[{i}] "
-                                      f"({cp.description})")
+                                      f"({cp.description})"), by
                     if peer.key in cp.unknown_ip:
                         undetermined.append(f"{pol.key} {word}[{i}] needs the IP of {peer.key}")
         if undetermined:
@@ -210,7 +222,31 @@ class Oracle:
         names = ", ".join(p.key for p in policies)
         other = f"from {peer.key}" if direction == "Ingress" else f"to {peer.key}"
         return False, (f"{subject.key} {word} isolated by {names}; no rule allows "
-                       f"{protocol}/{port} {other}")
+                       f"{protocol}/{port} {other}"), {"tier": NP_TIER, "policy": names}
+
+    def _decide(self, direction: str, subject: Pod, peer: Pod, dst: Pod, port: int,
+                protocol: str) -> tuple[str, str, dict[str, Any]]:
+        """One direction through the tiers: Admin, NetworkPolicy, Baseline, default allow.
+        (verdict, reason, the decider); without cluster policies, NetworkPolicy's alone."""
+        tiers, word = self._tiers, direction.lower()
+        args = (direction, subject, peer, dst, port, protocol)
+        passed, passed_by = "", {}
+        if tiers is not None:
+            hit = tiers.decide(ADMIN, *args)
+            if hit is not None and hit.verdict != "pass":
+                return _tier_verdict(hit, subject, direction, "before any NetworkPolicy")
+            if hit is not None:
+                passed = f"{subject.key} {word} passed by {hit.where(direction)} to NetworkPolicy; "
+                passed_by = {"passed_by": hit.policy.label}
+        ok, reason, by = self._direction(*args)
+        if tiers is None or by["tier"] != DEFAULT_TIER:
+            return (ALLOW if ok else DENY), passed + reason, {**by, **passed_by}
+        hit = tiers.decide(BASELINE, *args)
+        if hit is not None and hit.verdict != "pass":
+            return _tier_verdict(hit, subject, direction, "", passed + reason + "; ")
+        if hit is not None:
+            reason += f"; passed by {hit.where(direction)}"
+        return ALLOW, passed + reason + "; allowed by default", {**by, **passed_by}
 
     def _admissions(self, policies: list[NetworkPolicy], direction: str, peer: Pod, dst: Pod,
                     port: int, protocol: str) -> tuple[Admission, ...]:
@@ -269,6 +305,11 @@ class Oracle:
 
     def pod_verdict(self, client: Pod, dst: Pod, port: int, protocol: str) -> tuple[str, str]:
         """Verdict and reason for client -> dst.ip:port/protocol, direct to the pod."""
+        return self.pod_decision(client, dst, port, protocol)[:2]  # type: ignore[return-value]
+
+    def pod_decision(self, client: Pod, dst: Pod, port: int, protocol: str
+                     ) -> tuple[str, str, dict[str, Any] | None]:
+        """pod_verdict and which tier and policy decided each direction."""
         key = (client.key, dst.key, port, protocol)
         hit = self._cache.get(key)
         if hit is not None:
@@ -277,21 +318,24 @@ class Oracle:
         self._cache[key] = result
         return result
 
-    def _pod_verdict(self, client: Pod, dst: Pod, port: int, protocol: str) -> tuple[str, str]:
+    def _pod_verdict(self, client: Pod, dst: Pod, port: int, protocol: str
+                     ) -> tuple[str, str, dict[str, Any] | None]:
         if client.key == dst.key:
-            return UNDEFINED, "loopback: a pod reaching itself is not policed (skipped upstream too)"
+            return UNDEFINED, "loopback: a pod reaching itself is not policed (skipped upstream too)", None
         if client.host_network or dst.host_network:
             who = client.key if client.host_network else dst.key
             return UNDEFINED, (f"{who} uses the host network: the API leaves host traffic "
-                               "implementation-defined")
+                               "implementation-defined"), None
         try:
-            eg_ok, eg_reason = self._direction("Egress", client, dst, dst, port, protocol)
-            in_ok, in_reason = self._direction("Ingress", dst, client, dst, port, protocol)
+            eg, eg_reason, eg_by = self._decide("Egress", client, dst, dst, port, protocol)
+            ing, in_reason, in_by = self._decide("Ingress", dst, client, dst, port, protocol)
         except _Undetermined as e:
-            return UNDEFINED, f"undetermined: {e}"
-        if eg_ok and in_ok:
-            return ALLOW, f"{eg_reason}; {in_reason}"
-        return DENY, "; ".join(r for ok, r in ((eg_ok, eg_reason), (in_ok, in_reason)) if not ok)
+            return UNDEFINED, f"undetermined: {e}", None
+        by = {"egress": eg_by, "ingress": in_by}
+        if eg == ing == ALLOW:
+            return ALLOW, f"{eg_reason}; {in_reason}", by
+        worst = DENY if DENY in (eg, ing) else UNDEFINED
+        return worst, "; ".join(r for v, r in ((eg, eg_reason), (ing, in_reason)) if v == worst), by
 
     # ------------------------------------------------------------------ probes
 
@@ -300,9 +344,10 @@ class Oracle:
         if probe.path == "pod":
             dst = self._pods[probe.target]
             assert isinstance(probe.target_port, int)
-            verdict, reason = self.pod_verdict(client, dst, probe.target_port, probe.protocol)
+            verdict, reason, by = self.pod_decision(client, dst, probe.target_port, probe.protocol)
             return Expectation(probe, verdict, reason,
-                               _observation(verdict, [dst.listens(probe.target_port, probe.protocol)]))
+                               _observation(verdict, [dst.listens(probe.target_port, probe.protocol)]),
+                               by)
         svc = self._service(probe.target)
         if probe.path == "nodeport":
             return Expectation(probe, UNDEFINED, f"{svc.key} nodePort {probe.port}: NodePort traffic "
@@ -329,18 +374,20 @@ class Oracle:
         if any(pod.key == client.key for pod, _ in endpoints):
             return Expectation(probe, UNDEFINED, f"{via}: {client.key} reaches itself through its own "
                                "Service (hairpin), implementation-defined", None)
-        verdicts = [(pod, tp, *self.pod_verdict(client, pod, tp, sp.protocol)) for pod, tp in endpoints]
+        decisions = [(pod, tp, *self.pod_decision(client, pod, tp, sp.protocol)) for pod, tp in endpoints]
+        verdicts = [d[:4] for d in decisions]
+        by = _merge_deciders({f"{pod.key}:{tp}": d for pod, tp, _, _, d in decisions})
         kinds = {v for _, _, v, _ in verdicts}
         if len(kinds) > 1:
             parts = ", ".join(f"{pod.key}:{tp} {v}" for pod, tp, v, _ in verdicts)
             return Expectation(probe, UNDEFINED, f"{via}: backends disagree ({parts}); the result "
-                               "depends on which backend the load balancer picks", None)
+                               "depends on which backend the load balancer picks", None, by)
         verdict = kinds.pop()
         if verdict == UNDEFINED:
-            return Expectation(probe, UNDEFINED, f"{via}: {verdicts[0][3]}", None)
+            return Expectation(probe, UNDEFINED, f"{via}: {verdicts[0][3]}", None, by)
         reasons = "; ".join(dict.fromkeys(f"-> {pod.key}:{tp}: {r}" for pod, tp, _, r in verdicts))
         listening = [pod.listens(tp, sp.protocol) for pod, tp, _, _ in verdicts]
-        return Expectation(probe, verdict, f"{via} {reasons}", _observation(verdict, listening))
+        return Expectation(probe, verdict, f"{via} {reasons}", _observation(verdict, listening), by)
 
     def probe_ports(self, dst: Pod) -> list[tuple[int, str]]:
         """Ports probed on a destination pod: those it declares, plus the numeric ports of the
@@ -361,6 +408,8 @@ class Oracle:
                             ports.add((pp.port, pp.protocol))
                             if pp.end_port is not None:
                                 ports.add((pp.end_port, pp.protocol))
+        if self._tiers is not None:
+            ports |= self._tiers.port_numbers(dst)
         return sorted(ports, key=lambda x: (x[1], x[0]))
 
     def probes(self, include_nodeport: bool = False) -> list[Probe]:
@@ -392,6 +441,33 @@ class Oracle:
 
     def expectations(self, probes: Iterable[Probe] | None = None) -> list[Expectation]:
         return [self.expect(p) for p in (self.probes() if probes is None else probes)]
+
+
+def _tier_verdict(hit: Hit, subject: Pod, direction: str, suffix: str, prefix: str = ""
+                  ) -> tuple[str, str, dict[str, Any]]:
+    """A cluster tier's final decision as (verdict, reason, decider)."""
+    word = direction.lower()
+    by = {"tier": hit.tier, "policy": hit.policy.label, "rule": f"{word}[{hit.index}]"}
+    if hit.verdict == UNDEFINED:
+        return UNDEFINED, (f"{prefix}{subject.key} {word}: {hit.tier} policies at one priority "
+                           f"disagree ({hit.conflict}); the API lets an implementation apply "
+                           "either"), {**by, "policy": hit.conflict}
+    done = "allowed" if hit.verdict == ALLOW else "denied"
+    tail = f" {suffix}" if suffix else ""
+    return hit.verdict, f"{prefix}{subject.key} {word} {done} by {hit.where(direction)}{tail}", by
+
+
+def _merge_deciders(per_backend: Mapping[str, dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The deciders of a Service probe: those of its backends, when they all agree;
+    otherwise per backend."""
+    values = [v for v in per_backend.values() if v is not None]
+    if not values:
+        return None
+    if all(v == values[0] for v in values):
+        return values[0]
+    return {direction: {"tier": "mixed", "per_backend": {k: (v or {}).get(direction)
+                                                          for k, v in per_backend.items()}}
+            for direction in ("egress", "ingress")}
 
 
 def _observation(verdict: str, listening: list[bool]) -> str | None:

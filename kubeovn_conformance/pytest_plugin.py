@@ -231,7 +231,7 @@ class Conformance:
         if "SCTP" in case.protocols and not self.backend.supports_sctp:
             return (f"SCTP needs kernel SCTP, which the {self.backend.name} backend does not have "
                     "(userspace datapath); the kind backend runs it")
-        return None
+        return self.backend.skip_reason(case)
 
     def check(self, case: Case, item: Any = None) -> None:
         """Run `case`; fail with the truth tables when it disagrees. `item` (the pytest node)

@@ -47,7 +47,11 @@ def test_live_file_matches_by_mechanism_and_nothing_broad() -> None:
     # Which cells each entry explains (exactly the corpus shapes, over every suite cell) is
     # tested in tests/test_known_mechanisms.py.
     issues = load_known(LIVE)
-    assert issues and all(i.mechanism and not i.cases for i in issues)
+    # NetworkPolicy entries match by mechanism only. Cluster-scoped policy entries name their
+    # exact cases (no wildcard): mechanism facts do not cover the tiers yet.
+    cluster = [i for i in issues if i.cases and all(c.startswith("cluster-") for c in i.cases)]
+    assert cluster and all("*" not in c and "?" not in c for i in cluster for c in i.cases)
+    assert all(i.mechanism and not i.cases for i in issues if i not in cluster)
     # kube-ovn#5043 is not explained by the source: no glob over every egress case.
     assert find_known(issues, "egress-allow-target-port", "underlay", "v1.13.1", "kind") is None
 

@@ -61,10 +61,16 @@ def test_an_unknown_lab_profile_is_a_usage_error(tmp_path: Path) -> None:
 def _all_cases() -> list:  # type: ignore[type-arg]
     sys.path.insert(0, str(ROOT))
     try:
-        from suites import test_service_port_gap, test_upstream_e2e, test_upstream_ground
+        from suites import (
+            test_cluster_policies,
+            test_service_port_gap,
+            test_upstream_e2e,
+            test_upstream_ground,
+        )
     finally:
         sys.path.remove(str(ROOT))
-    return [*test_service_port_gap.CASES, *test_upstream_ground.CASES, *test_upstream_e2e.CASES]
+    return [*test_service_port_gap.CASES, *test_upstream_ground.CASES, *test_upstream_e2e.CASES,
+            *test_cluster_policies.CASES]
 
 
 def test_case_ids_are_unique_across_suites() -> None:

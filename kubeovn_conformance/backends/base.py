@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kubeovn_conformance.model import Scenario
 
@@ -87,6 +88,11 @@ class Backend(abc.ABC):
         """The node pod `pod_key` ("ns/name") runs on, when the backend knows it: probe records
         then say whether a cell was same-node or cross-node. None by default (the lab has one
         chassis, so node placement does not exist there)."""
+        return None
+
+    def skip_reason(self, case: Any) -> str | None:
+        """Why this backend cannot run `case` at all (one line), decided from configuration
+        before the case runs; None: it can."""
         return None
 
     def collect_diagnostics(self, dest: Path, failing: Sequence[dict]) -> None:  # noqa: B027

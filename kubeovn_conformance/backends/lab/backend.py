@@ -29,9 +29,10 @@ from kubeovn_conformance.backends.base import (
     Target,
     parse_observations,
 )
-from kubeovn_conformance.backends.lab import sync
+from kubeovn_conformance.backends.lab import cluster_support, cluster_sync, sync
 from kubeovn_conformance.backends.lab import topology as topo
 from kubeovn_conformance.backends.lab.daemons import (
+    SCHEMAS,
     Lab,
     LabError,
     check_prerequisites,
@@ -72,12 +73,15 @@ class LabBackend(Backend):
     def __init__(self, mode: str = "overlay", *, lab_name: str = "default",
                  lab_dir: str | Path | None = None, vlan_id: int = 100, profile: Any = None,
                  lb_on_underlay: bool | None = None, python: str = sys.executable,
-                 sync_timeout: float = 30.0) -> None:
+                 sync_timeout: float = 30.0, nb_schema: str | Path | None = None) -> None:
         """mode: overlay | underlay. vlan_id: the underlay's VLAN tag (0 = untagged).
         profile: a translate Profile (kubeovn_conformance.backends.lab.profile), passed to
         the policy translation; None means its default. lb_on_underlay: attach the Service
         load balancers to the underlay switch; None takes profile.lb_on_underlay (else True).
-        lab_dir: base directory of labs (default /run/kubeovn-conformance-lab)."""
+        lab_dir: base directory of labs (default /run/kubeovn-conformance-lab).
+        nb_schema: the OVN_Northbound schema the lab's NB database is made from (default
+        daemons.SCHEMAS["nb"]): whether its ACL table has tiers decides whether
+        cluster-scoped policies can run (cluster_support.py)."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
         self.mode = mode
@@ -92,6 +96,10 @@ class LabBackend(Backend):
         self.subnet = topo.SUBNETS[mode]
         self.kube_ovn_version = f"lab:{getattr(profile, 'tag', 'default')}"
         self.supports_sctp = kernel_has_sctp()
+        self.nb_schema = Path(nb_schema or SCHEMAS["nb"])
+        self.acl_tiers = cluster_support.nb_schema_has_acl_tiers(self.nb_schema)
+        self._cluster: cluster_sync.ClusterApplied | None = None
+        self._skips: dict[str, str | None] = {}
         self._owns_lab = False
         self._claimed = False
         self._ports: dict[str, topo.PodPort] = {}
@@ -152,9 +160,11 @@ class LabBackend(Backend):
                 between()
 
         kwargs = {} if self.profile is None else {"profile": self.profile}
+        lsps = {k: p.lsp for k, p in self._ports.items()}
         self._applied = sync.reconcile_policies(
-            self.lab.nbctl, scenario, {k: p.lsp for k, p in self._ports.items()},
-            applied=self._applied, gateways=[self.subnet.gateway], between=settle, **kwargs)
+            self.lab.nbctl, scenario, lsps, applied=self._applied, gateways=[self.subnet.gateway],
+            between=settle, netpol_tier=self._netpol_tier(), others=self._cluster_states(scenario, lsps),
+            **kwargs)
         self._scenario = scenario
         self.lab.sync(self.sync_timeout)
         # Each policy state starts from an empty conntrack and datapath flow cache, so nothing
@@ -167,13 +177,40 @@ class LabBackend(Backend):
         self.lab.appctl("ovs-vswitchd", "dpctl/del-flows")
         return scenario
 
+    def _netpol_tier(self) -> int:
+        """NetworkPolicy ACLs in Kube-OVN's tier where the NB has tiers, else tier 0."""
+        return int(getattr(self.profile, "netpol_tier", 0)) if self.acl_tiers else 0
+
+    def _cluster_states(self, scenario: Scenario, lsps: dict[str, str]) -> Any:
+        """(before, after) objects of the cluster-scoped policies for this reconcile."""
+        if not scenario.cluster_policies and self._cluster is None:
+            return None
+        if scenario.cluster_policies and not self.acl_tiers:
+            raise LabError(f"cluster-scoped policies need OVN ACL tiers; {self.nb_schema} has none")
+        before = self._cluster.state(lsps.values()) if self._cluster else None
+        kwargs = {} if self.profile is None else {"profile": self.profile}
+        self._cluster = cluster_sync.next_applied(scenario, lsps, prev=self._cluster, **kwargs)
+        after = self._cluster.state(lsps.values())
+        from kubeovn_conformance.backends.lab.translate import OvnPolicyState
+
+        return (before or OvnPolicyState()), after
+
+    def skip_reason(self, case: Any) -> str | None:
+        """Why this lab cannot run `case` (cluster-scoped policies), one line, or None."""
+        if case.id not in self._skips:  # asked once per case and again for every pack
+            self._skips[case.id] = cluster_support.skip_reason(
+                cluster_support.case_cluster_policies(case), self.profile, self.acl_tiers, self.nb_schema)
+        return self._skips[case.id]
+
     def set_profile(self, profile: Any) -> None:
         """Switch the Kube-OVN behaviour between cases: only while no policy is applied, so
         no object of the old profile outlives the switch."""
-        if self._applied is not None and self._applied.scenario.policies:
+        if self._applied is not None and (self._applied.scenario.policies
+                                          or self._applied.scenario.cluster_policies):
             raise InfraError("set_profile() while policies are applied")
         self.profile = profile
         self.kube_ovn_version = f"lab:{getattr(profile, 'tag', 'default')}"
+        self._skips = {}
 
     def _reconcile_workload(self, scenario: Scenario) -> None:
         """Pods created or deleted by a step (kubelet's part); Services follow in
@@ -262,6 +299,7 @@ class LabBackend(Backend):
         self._scenario = None
         self._vips = None
         self._applied = None
+        self._cluster = None
         self._owns_lab = False
         if errors:
             raise InfraError("teardown: " + "; ".join(errors))

@@ -87,6 +87,17 @@ class Profile:
     # False models ENABLE_LB=false: ClusterIP traffic then leaves OVN un-DNAT'd; in a real
     # cluster kube-proxy on the node would DNAT it, in the lab nothing does and it is dropped.
     lb_on_underlay: bool = True
+    # --- cluster-scoped policies (FEATURES, and MUTANTS for the suite's own checks) --------
+    # AdminNetworkPolicy and BaselineAdminNetworkPolicy (v1alpha1) implemented (ENABLE_ANP).
+    anp: bool = True
+    # ClusterNetworkPolicy (v1alpha2) implemented.
+    cnp: bool = True
+    # The OVN ACL tier of NetworkPolicy ACLs: util.NetpolACLTier (2) once tiers exist.
+    netpol_tier: int = 2
+    # The OVN action of a cluster-scoped Pass rule (Kube-OVN: "pass", ovn-nb-acl.go).
+    cluster_pass_action: str = "pass"
+    # The OVN ACL tiers of the Admin and the Baseline tier (util.AnpACLTier, BanpACLTier).
+    cluster_tiers: tuple[int, int] = (1, 3)
 
     def __post_init__(self) -> None:
         if self.enforcement not in ENFORCEMENTS:
@@ -213,6 +224,41 @@ OPEN_BUGS: tuple[Fix, ...] = (
 FIXES_BY_ID = {f.id: f for f in (*FIXES, *OPEN_BUGS)}
 
 
+@dataclass(frozen=True)
+class Feature:
+    """A capability that arrived with a release: off before `first`, on from it."""
+
+    id: str
+    knob: str
+    off: Any
+    on: Any
+    commits: tuple[str, ...]
+    first: str
+    source: str = ""
+
+    def value_at(self, tag: str) -> Any:
+        return self.on if version_key(tag) >= version_key(self.first) else self.off
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("anp", "anp", False, True, ("9e928d639",), "v1.13.0",
+            source="v1.13.0 pkg/controller/admin_network_policy.go, baseline_admin_network_policy.go "
+                   "(add anp/banp code, #4290); absent at v1.12.35"),
+    Feature("netpol-tier", "netpol_tier", 0, 2, ("9e928d639",), "v1.13.0",
+            source="v1.13.0 pkg/util/const.go:161 NetpolACLTier = 2; pkg/ovs/ovn-nb-acl.go:44,63 "
+                   "NetworkPolicy ACLs created in it"),
+    Feature("cnp", "cnp", False, True, ("9e3780633",), "v1.15.0",
+            source="v1.15.0 pkg/controller/cluster_network_policy.go (#5921); go.mod "
+                   "sigs.k8s.io/network-policy-api v0.1.8-0.20251209142732-3910463a5686"),
+)
+# Deliberately wrong translations: the suite must fail named cases on them (a test of the
+# suite, not of Kube-OVN). `mutant:<id>` is the newest profile with the change.
+MUTANTS: dict[str, dict[str, Any]] = {
+    "pass-as-allow": {"cluster_pass_action": "allow-related"},
+    "tiers-swapped": {"cluster_tiers": (3, 1)},
+}
+
+
 def profile_for_tag(tag: str, enforcement: str = "standard") -> Profile:
     """The behaviour of one Kube-OVN tag: every knob from the fixes that tag carries."""
     version_key(tag)
@@ -221,6 +267,8 @@ def profile_for_tag(tag: str, enforcement: str = "standard") -> Profile:
     for fix in (*FIXES, *OPEN_BUGS):
         if not fix.history_only:
             values[fix.knob] = fix.value_at(tag)
+    for feature in FEATURES:
+        values[feature.knob] = feature.value_at(tag)
     if enforcement == "lax" and version_key(tag) < (1, 15, 0):
         raise ValueError(f"NP_ENFORCEMENT=lax needs Kube-OVN v1.15.0 or later, not {tag}")
     name = tag + ("-lax" if enforcement == "lax" else "")
@@ -244,13 +292,19 @@ ALIASES = {"pre-v1.11.2": "history:egress-before-lb"}  # the name earlier runs u
 
 def get_profile(name: str) -> Profile:
     """A profile by tag ("v1.15.6", "1.15.6"), release line ("v1.15": its newest tag),
-    `history:<fix id>`, an alias, and an optional "-lax" suffix for NP_ENFORCEMENT=lax."""
+    `history:<fix id>`, `mutant:<id>`, an alias, and an optional "-lax" suffix for
+    NP_ENFORCEMENT=lax."""
     key = ALIASES.get(name.strip(), name.strip())
     if "+" in key:  # a profile's own name, e.g. "v1.16.2+history:endport-ignored"
         key = key.split("+", 1)[1]
     if key.startswith(("history:", "fixed:")):
         kind, fix_id = key.split(":", 1)
         return history_profile(fix_id, fixed=kind == "fixed")
+    if key.startswith("mutant:"):
+        mutant = key.split(":", 1)[1]
+        if mutant not in MUTANTS:
+            raise ValueError(f"unknown mutant {mutant!r}; known: {', '.join(MUTANTS)}")
+        return replace(DEFAULT, name=f"{DEFAULT.name}+mutant:{mutant}", **MUTANTS[mutant])
     enforcement = "standard"
     if key.endswith("-lax"):
         key, enforcement = key[:-4], "lax"
@@ -259,6 +313,6 @@ def get_profile(name: str) -> Profile:
         key = NEWEST[key]
     if not _TAG.match(key) or key.count(".") != 2:
         raise ValueError(f"unknown Kube-OVN profile {name!r}; give a tag (v1.15.6), a line "
-                         f"({', '.join(NEWEST)}), history:<fix> ({', '.join(FIXES_BY_ID)}) "
-                         f"or {', '.join(ALIASES)}")
+                         f"({', '.join(NEWEST)}), history:<fix> ({', '.join(FIXES_BY_ID)}), "
+                         f"mutant:<id> ({', '.join(MUTANTS)}) or {', '.join(ALIASES)}")
     return profile_for_tag(key, enforcement)

@@ -73,6 +73,8 @@ def _create_acl(pg: str, acl: Acl, ref: str) -> list[list[str]]:
     create = [f"--id=@{ref}", "create", "acl", f"direction={acl.direction}",
               f"priority={acl.priority}", f"match={_q(acl.match)}", f"action={acl.action}",
               *_map_args("options", acl.options), *_map_args("external_ids", acl.external_ids)]
+    if acl.tier:  # an OVN without ACL tiers has no such column: tier 0 is left out
+        create.append(f"tier={acl.tier}")
     return [create, ["add", "port_group", pg, "acls", f"@{ref}"]]
 
 
@@ -164,10 +166,22 @@ def next_applied(scenario: Scenario, ports: Mapping[str, str], profile: Profile,
     return Applied(scenario, policies)
 
 
+def in_tier(state: OvnPolicyState | None, tier: int) -> OvnPolicyState | None:
+    """The state with every ACL in OVN ACL tier `tier` (NetworkPolicy ACLs: profile.netpol_tier
+    where the NB has tiers, 0 where it has none)."""
+    if state is None or not tier:
+        return state
+    return OvnPolicyState(state.port_groups, state.port_group_ids, state.address_sets,
+                          state.address_set_ids,
+                          {pg: frozenset(a._replace(tier=tier) for a in acls)
+                           for pg, acls in state.acls.items()})
+
+
 def reconcile_policies(nbctl: Callable[..., str], scenario: Scenario, ports: Mapping[str, str],
                        profile: Profile = DEFAULT, applied: Applied | None = None, *,
                        gateways: Iterable[str] = (), node_ips: Iterable[str] = (),
-                       between: Callable[[], None] | None = None) -> Applied:
+                       between: Callable[[], None] | None = None, netpol_tier: int = 0,
+                       others: tuple[OvnPolicyState, OvnPolicyState] | None = None) -> Applied:
     """Make the northbound policy objects what the controller would hold after `scenario`.
 
     nbctl(*argv) runs ovn-nbctl and raises on failure. `applied` is what the previous call
@@ -176,11 +190,17 @@ def reconcile_policies(nbctl: Callable[..., str], scenario: Scenario, ports: Map
     profile.resync_delete_then_add, re-synced policies lose their ACLs in a first
     transaction and get the new ones in a second; `between()` runs in that intermediate
     state (the backend waits for the datapath there and lets the runner sample it).
+    netpol_tier: the OVN ACL tier of these ACLs. others: (before, after) objects of the
+    cluster-scoped policies (cluster_sync.py), changed in the same transaction.
     """
     new = next_applied(scenario, ports, profile, applied, gateways, node_ips)
-    before = applied.state if applied else None
-    after = new.state
-    middle = _intermediate(applied, new, profile)
+    before = in_tier(applied.state if applied else None, netpol_tier)
+    after = in_tier(new.state, netpol_tier)
+    middle = in_tier(_intermediate(applied, new, profile), netpol_tier)
+    if others is not None:
+        before = (before or OvnPolicyState()).merged(others[0])
+        after = after.merged(others[1])  # type: ignore[union-attr]
+        middle = middle.merged(others[0]) if middle is not None else None
     if middle is not None:
         cmds = plan_commands(before, middle)
         if cmds:

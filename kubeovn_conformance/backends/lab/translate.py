@@ -58,6 +58,10 @@ class Acl(NamedTuple):
     action: str
     options: tuple[tuple[str, str], ...] = ()
     external_ids: tuple[tuple[str, str], ...] = ()
+    # OVN ACL tier (23.06+): 0 is the only tier an OVN without tiers has. Kube-OVN puts
+    # NetworkPolicy ACLs in tier 2 from v1.13 (profile.netpol_tier; the backend applies it
+    # where the NB schema has the column) and cluster-scoped ones in 1 and 3.
+    tier: int = 0
 
 
 @dataclass(frozen=True)
@@ -349,9 +353,9 @@ def desired_state(scenario: Scenario, ports: Mapping[str, str], profile: Profile
 # --------------------------------------------------------------------------- diagnostics
 
 
-def _acl_sort_key(acl: Acl) -> tuple[int, int, str]:
-    # acl-list order: from-lport before to-lport, then priority high to low.
-    return (0 if acl.direction == EGRESS else 1, -acl.priority, acl.match)
+def _acl_sort_key(acl: Acl) -> tuple[int, int, int, str]:
+    # acl-list order: from-lport before to-lport, then tier, then priority high to low.
+    return (0 if acl.direction == EGRESS else 1, acl.tier, -acl.priority, acl.match)
 
 
 def describe_state(state: OvnPolicyState) -> str:
@@ -363,7 +367,8 @@ def describe_state(state: OvnPolicyState) -> str:
         lines.append(f"port group {pg} [{ids}]: {members}")
         for acl in sorted(state.acls.get(pg, ()), key=_acl_sort_key):
             flags = " [after-lb]" if ("apply-after-lb", "true") in acl.options else ""
-            lines.append(f"  {acl.direction:>10} {acl.priority:>5} ({acl.match}) "
+            tier = f"tier {acl.tier} " if acl.tier else ""
+            lines.append(f"  {tier}{acl.direction:>10} {acl.priority:>5} ({acl.match}) "
                          f"{acl.action}{flags}")
     for name in sorted(state.address_sets):
         addrs = ", ".join(sorted(state.address_sets[name])) or "(empty)"
