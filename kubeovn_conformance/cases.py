@@ -64,6 +64,7 @@ class Cell:
     attempts: int = 0
     elapsed_ms: float = 0.0
     streak: int = 0  # consecutive samples that matched the expectation
+    misses: int = 0  # samples that did not
     done: bool = False
     stable: bool = False  # same verdict before and after the step
     leaks: int = 0  # samples of a stable cell that saw the other verdict

@@ -223,6 +223,7 @@ class Conformance:
         self._pack_size: dict[str, int] = {}
         timeout = config.getoption("--probe-timeout") or getattr(self.backend, "probe_timeout", 1.0)
         self.runner = Runner(self.backend, self.run, timeout, config.getoption("--deadline"))
+        self.runner.explained = self._explains
         self.runner.diagnose = lambda case, failing: self.backend.collect_diagnostics(
             self.run.directory / "diagnostics" / f"{self.run.mode}-{case.id}"
             / str(failing[0].get("step", "setup")), failing)
@@ -276,6 +277,17 @@ class Conformance:
             prefix += (f" ({len(ex.cells)} failing cells are known issues: {ids}; "
                        f"{len(ex.unexplained)} are not)")
         pytest.fail(f"{prefix}: {case.id} ({case.description})\n\n{text}", pytrace=False)
+
+    def _explains(self, cell: Any) -> bool:
+        """Does a known issue of this run (by mechanism, any case) explain the cell's
+        mismatch? Then the runner records it once it holds, without waiting out the deadline."""
+        if not hasattr(self, "_cellwise"):
+            issues: list[KnownIssue] = getattr(self.config, "_kubeovn_known", [])
+            self._cellwise = [i for i in issues if i.mechanism and not i.cases and i.applies(
+                "", self.run.mode, self.run.kube_ovn_version, self.backend.name)]
+        record = {"verdict": cell.expectation.verdict, "path": cell.probe.path,
+                  "protocol": cell.probe.protocol, "facts": cell.facts}
+        return any(i.matches_cell(record) for i in self._cellwise)
 
     def _explain(self, case: Case, item: Any, outcome: str) -> Explained:
         """Known issues applied to the case's cells; JUnit gets the ids of the entries that
