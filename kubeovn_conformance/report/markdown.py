@@ -175,18 +175,23 @@ def _size(lines: list[str]) -> int:
 
 
 def _within(used: int, failing: list[Cell], budget: int) -> list[str]:
-    """The failing cells in full while they fit the budget, then briefly, then counted."""
-    out: list[str] = []
-    reserve = 200  # for the closing line
+    """Every failing cell named (briefly) if that fits, then the first ones in full as long
+    as they fit; what does not fit is counted."""
+    closing = 200  # room for the closing line
+    parts: list[list[str]] = []
     for n, cell in enumerate(failing):
-        for part in (_failing, _brief):
-            lines = part(cell)
-            if used + _size(lines) + reserve <= budget:
-                out += lines
-                used += _size(lines)
-                break
-        else:
-            out += [f"... and {len(failing) - n} more failing cells, left out to keep this summary "
-                    f"under {budget // 1024} kB: see the HTML report.", ""]
+        brief = _brief(cell)
+        if used + _size(brief) + closing > budget:
+            return [line for lines in parts for line in lines] + [
+                f"... and {len(failing) - n} more failing cells, left out to keep this summary "
+                f"under {budget // 1024} kB: see the HTML report.", ""]
+        parts.append(brief)
+        used += _size(brief)
+    for n, cell in enumerate(failing):
+        full = _failing(cell)  # reads the cell's records: only while there is room
+        grow = _size(full) - _size(parts[n])
+        if used + grow > budget:
             break
-    return out
+        parts[n], used = full, used + grow
+    return [line for lines in parts for line in lines]
+
