@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeovn_conformance.report import html, markdown, matrix, synthetic
+from kubeovn_conformance.report import html, main, markdown, matrix, synthetic
 from kubeovn_conformance.report.known import load_known
 from kubeovn_conformance.report.records import load_run, load_runs
 
@@ -124,6 +124,23 @@ def test_records_come_back_from_their_lines(nights: dict[str, Path]) -> None:
     for name, case in loaded.cases.items():
         assert case.records == [r for r in lines if r["case"] == name]
         assert case.digest.count == len(case.records)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("verdict", "maybe", "verdict 'maybe' is not one of allow, deny, undefined"),
+    ("port", [80], "port [80] is not a number"),
+])
+def test_a_record_no_table_can_hold_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  field: str, value: object, message: str) -> None:
+    """Caught while streaming, for `report` and `diff` alike: file, line, what is wrong."""
+    run = shutil.copytree(RUNS / "new" / "nightly-2026-11-25-v1.16.2-overlay", tmp_path / "r")
+    lines = (run / "results.jsonl").read_text().splitlines()
+    bad = json.loads(lines[2]) | {field: value}
+    (run / "results.jsonl").write_text("\n".join([*lines[:2], json.dumps(bad), *lines[3:]]) + "\n")
+    for args in (["report", str(run)], ["diff", str(run), str(run)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"results.jsonl:3: {message}" in err
 
 
 def test_the_synthetic_night_is_deterministic(nights: dict[str, Path], tmp_path: Path) -> None:

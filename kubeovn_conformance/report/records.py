@@ -21,6 +21,7 @@ from typing import Any
 
 from kubeovn_conformance.report.digest import CaseDigest, Pool
 from kubeovn_conformance.textfile import read_text
+from kubeovn_conformance.truthtable import VERDICT_CHAR
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -28,6 +29,7 @@ CASE_OUTCOMES = ("pass", "fail", "infra-error", "skipped", "undefined")
 CASES = "cases.jsonl"  # per-case lines the runner appends; summary.json is built from them
 # Fields a probe record needs before any report can place it in a table.
 REQUIRED = ("case", "client", "target", "path", "port", "protocol", "verdict", "outcome")
+VERDICTS = tuple(VERDICT_CHAR)  # allow, deny, undefined: what a truth table can mark
 _decode = json.JSONDecoder().decode
 
 
@@ -129,6 +131,11 @@ def stream_results(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
             missing = [k for k in REQUIRED if k not in rec]
             if missing:
                 raise ReportError(f"{path}:{n}: record lacks {', '.join(missing)}")
+            if rec["verdict"] not in VERDICTS:
+                raise ReportError(f"{path}:{n}: verdict {rec['verdict']!r} is not one of "
+                                  f"{', '.join(VERDICTS)}")
+            if not isinstance(rec["port"], int | str):
+                raise ReportError(f"{path}:{n}: port {rec['port']!r} is not a number")
             yield start, offset, rec
     return broken is not None
 
