@@ -11,7 +11,7 @@ MODES ?= overlay underlay
 LAB_PROFILE ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv test unit lint lab lab-full lab-up lab-down bench report clean
+.PHONY: help venv test unit lint lab lab-full lab-up lab-down bench bench-report report clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -76,9 +76,15 @@ lab-up: $(PY) ## start a long-lived OVN lab (pytest --backend lab attaches to it
 lab-down: $(PY) ## stop the lab and remove everything it made
 	$(VENV)/bin/kubeovn-conformance lab down
 
-bench: $(PY) ## measure probe rounds, batching, oracle throughput, convergence (lab, root)
+bench: $(PY) ## measure probe rounds, batching, oracle throughput, convergence (lab, root); then bench-report
 	$(PY) -m kubeovn_conformance.bench --out $(REPORTS)
 	$(PY) -m kubeovn_conformance.bench_packing --out $(REPORTS)
+	$(MAKE) --no-print-directory bench-report
+
+# A synthetic 3,000-case night (about 1 GB under $TMPDIR while it runs); no root, no lab.
+BENCH_BASELINE ?=
+bench-report: $(PY) ## report on a 3,000-case night: time, peak RSS, page size, render time [BENCH_BASELINE=ref]
+	$(PY) -m kubeovn_conformance.bench_report --out $(REPORTS) $(if $(BENCH_BASELINE),--baseline $(BENCH_BASELINE))
 
 report: $(PY) ## HTML report of every run in reports/ (reports/index.html)
 	$(VENV)/bin/kubeovn-conformance report $(REPORTS) -o $(REPORTS)/index.html --known clusters/known-issues.yaml

@@ -94,11 +94,13 @@ def test_markdown_counts_per_class(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_html_tables_mark_cross_node_cells(tmp_path: Path) -> None:
     m = matrix.build(load_runs([placed_run(tmp_path)]), [])
-    cells = {c["case"]: c for c in html.payload(m)["cells"]}
+    data = html.payload(m)
+    cells = {c["case"]: c for c in data["cells"]}
     cell = cells["egress-default-deny"]
     assert cell["placement"] and set(cell["placement"]) == {SAME, CROSS}
-    pod = next(t for t in cell["tables"] if t["path"] == "pod")
-    service = next(t for t in cell["tables"] if t["path"] == "service")
+    tables = html.cell_tables(data, cell)  # the page keeps them pooled, parsed when opened
+    pod = next(t for t in tables if t["path"] == "pod")
+    service = next(t for t in tables if t["path"] == "service")
     marks = {m for row in pod["placement"] for m in row}
     assert {"s", "c"} <= marks
     assert {m for row in service["placement"] for m in row} <= {"-", " "}  # not known there

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from test_report import NASTY, nasty_run  # sibling test module (tests/ is on sys.path)
 
-from kubeovn_conformance.report import browser, html, main, matrix
+from kubeovn_conformance.report import browser, html, main, matrix, synthetic
 from kubeovn_conformance.report.known import load_known
 from kubeovn_conformance.report.records import load_runs
 
@@ -123,3 +123,44 @@ def test_filters_from_the_hash(page: Path, fragment: str, rows: int, cells: int)
     visible_rows = re.findall(r'<tr data-row="\d+"(?! class="hidden")', dom)
     assert len(visible_rows) == rows
     assert grid_attrs(dom)["data-visible-cells"] == str(cells)
+
+
+# --------------------------------------------------------------------------- a night's grid
+RENDER_BUDGET_MS = 3_000  # issue 9: a night's grid renders in under 3 s
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, matrix.Matrix]:
+    """A night's grid, 300 cases x 5 versions x 2 modes, with few records per case (the
+    full-size records are `make bench`'s: they take a minute to write and read)."""
+    root = tmp_path_factory.mktemp("night")
+    synthetic.write_night(root / "runs", 300, mix=synthetic.LIGHT)
+    m = matrix.build(load_runs([root / "runs"]), load_known(synthetic.write_known(root / "known.yaml")))
+    page = root / "night.html"
+    page.write_text(html.render(m))
+    return page, m
+
+
+def test_a_night_grid_renders_in_time(night: tuple[Path, matrix.Matrix]) -> None:
+    page, m = night
+    assert len(m.cells) == 3_000
+    attrs = grid_attrs(browser.dump_dom(page, timeout=60))
+    counts = m.counts()
+    for state in matrix.STATES:
+        assert attrs[f"data-count-{state}"] == str(counts[state]), state
+    assert attrs["data-visible-cells"] == "3000"
+    # From navigation start (reading and parsing the page included) to the grid built.
+    assert int(attrs["data-ready-ms"]) < RENDER_BUDGET_MS
+
+
+def test_a_night_cell_opens_its_tables_on_demand(night: tuple[Path, matrix.Matrix]) -> None:
+    page, m = night
+    cell = next(c for c in m.failing() if c.state == "fail")
+    dom = browser.dump_dom(page, cell_hash(cell.case, *cell.column), timeout=60)
+    details = dom.split('<section id="details"', 1)[1]
+    opened = details.split(">", 1)[0]
+    assert 'data-open="1"' in opened and re.search(r'data-open-ms="\d+"', opened)
+    tables = cell.result.digest.tables
+    assert details.count('data-kind="expected"') == len(tables) > 0
+    assert all(f"Mismatches ({len(t.mismatches)})" in details for t in tables if t.mismatches)
+    assert "expected deny, observed connected" in details

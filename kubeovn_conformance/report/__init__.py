@@ -49,7 +49,7 @@ def _fragment(m: matrix.Matrix, choice: str | None) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     m = matrix.build(load_runs(args.runs), known.load_known(args.known))
-    page = html.render(m, title=args.title)
+    page = html.render(m, title=args.title) if args.format == "html" or args.screenshot else ""
     _write(markdown.render(m) if args.format == "markdown" else page, args.output)
     if args.screenshot:  # always of the HTML page, whichever format was written
         with tempfile.TemporaryDirectory(prefix="kubeovn-report-") as tmp:

@@ -7,7 +7,7 @@ import re
 
 from kubeovn_conformance import placement, truthtable
 from kubeovn_conformance.report.matrix import Cell, Matrix, column_label, describe_probe, run_stats
-from kubeovn_conformance.report.records import Run
+from kubeovn_conformance.report.records import CaseResult, Run
 
 SYMBOL = {
     "pass": "ok",
@@ -18,6 +18,10 @@ SYMBOL = {
     "skipped": "skip",
 }
 MAX_PROBES = 20  # per failing cell: enough to see the pattern, short enough for a job summary
+# GitHub rejects a step summary over 1024k ("$GITHUB_STEP_SUMMARY upload aborted, supports
+# content up to a size of 1024k"): past this many bytes, failing cells lose their tables and
+# probe lists, then their lines, and the summary points to the HTML report.
+MAX_BYTES = 1000 * 1024
 
 
 def md_escape(text: object) -> str:
@@ -47,8 +51,7 @@ def cell_symbol(cell: Cell | None) -> str:
     return SYMBOL[cell.state] + (" fixed?" if cell.fixed_hint else "")
 
 
-def _failing(cell: Cell) -> list[str]:
-    res = cell.result
+def _head(cell: Cell) -> list[str]:
     head = f"### {md_escape(cell.case)}: {md_escape(column_label(cell.column))}, {cell.state}"
     out = [head, ""]
     if cell.state == "known":
@@ -56,18 +59,38 @@ def _failing(cell: Cell) -> list[str]:
             out.append(f"Known issue [{md_escape(issue.id)}]({md_url(issue.url)}): "
                        f"{md_escape(issue.explanation)}")
         out.append("")
+    return out
+
+
+def _convergence(res: CaseResult) -> str:
     # The runner leaves convergence empty when a step never agreed before its deadline.
-    conv = (f"{res.convergence_ms:.0f} ms" if res.convergence_ms is not None
+    return (f"{res.convergence_ms:.0f} ms" if res.convergence_ms is not None
             else "never agreed before the deadline" if res.probes else "n/a")
+
+
+def _brief(cell: Cell) -> list[str]:
+    """A failing cell in two lines, once the summary is at its size budget."""
+    res = cell.result
+    return [*_head(cell),
+            f"{res.mismatches} mismatching of {res.probes} probes; convergence {_convergence(res)}; "
+            f"run {md_escape(cell.run.run_id)}; tables left out (size budget), see the HTML report", ""]
+
+
+def _failing(cell: Cell) -> list[str]:
+    res = cell.result
+    records = res.records  # read again from the results file, for this cell only
+    out = _head(cell)
+    conv = _convergence(res)
+    placed = placement.counts(records) is not None
     out.append(
         f"{res.mismatches} mismatching of {res.probes} probes; convergence {conv}; "
         f"run {md_escape(cell.run.run_id)}"
-        + (f"; {placement.describe(res.records)}" if placement.counts(res.records) is not None else "")
+        + (f"; {placement.describe(records)}" if placed else "")
         + (f"; {res.leaks[0]} leaking samples within {res.leaks[1]:.0f} ms of applying a step"
            if res.leaks[0] else "")
     )
     out.append("")
-    bad = [r for r in res.records if r.get("outcome") in ("fail", "infra-error")]
+    bad = [r for r in records if r.get("outcome") in ("fail", "infra-error")]
     for r in bad[:MAX_PROBES]:
         step = f"[{r.get('step') or 'initial'}] "
         out.append(f"- {md_escape(step + describe_probe(r))}")
@@ -77,13 +100,13 @@ def _failing(cell: Cell) -> list[str]:
         steps = sorted({str(r.get("step") or "initial") for r in bad})
         parts = []
         for step in steps:
-            recs = [r for r in res.records if str(r.get("step") or "initial") == step]
+            recs = [r for r in records if str(r.get("step") or "initial") == step]
             for name, mark in (("expected", truthtable.expected_mark),
                                ("observed", truthtable.observed_mark),
                                ("diff", truthtable.diff_mark)):
                 parts.append(truthtable.render_all(recs, mark, heading=f"{step} {name}: "))
-        if placement.counts(res.records) is not None:
-            parts.append(placement.table(res.records))
+        if placed:
+            parts.append(placement.table(records))
         out += ["", _fence("\n\n".join(parts))]
     out.append("")
     return out
@@ -91,11 +114,16 @@ def _failing(cell: Cell) -> list[str]:
 
 def _placement_counts(run: Run) -> str:
     """Probe cells per node-placement class over the run ("" when placement is unknown)."""
-    c = placement.counts(r for case in run.cases.values() for r in case.records)
-    return "" if c is None else f"; {c[placement.SAME]} same-node, {c[placement.CROSS]} cross-node cells"
+    per_case = [c.digest.placement_counts() for c in run.cases.values()]
+    if all(c is None for c in per_case):
+        return ""
+    same = sum(c[placement.SAME] for c in per_case if c)
+    cross = sum(c[placement.CROSS] for c in per_case if c)
+    return f"; {same} same-node, {cross} cross-node cells"
 
 
-def render(matrix: Matrix) -> str:
+def render(matrix: Matrix, budget: int = MAX_BYTES) -> str:
+    """The summary, at most `budget` bytes (unless the grid alone is larger)."""
     counts = matrix.counts()
     out = ["# Kube-OVN NetworkPolicy conformance", ""]
     out.append(
@@ -123,23 +151,50 @@ def render(matrix: Matrix) -> str:
     out += ["", "Legend: " + ", ".join(f"{v} = {k}" for k, v in SYMBOL.items())
             + ", fixed? = matches a known issue but passed, - = not run", ""]
 
+    tail = []
+    fixed = [c for c in matrix.cells.values() if c.fixed_hint]
+    unseen = matrix.unseen_issues()
+    if fixed or unseen:
+        tail += ["## Known issues to re-check", ""]
+        for c in fixed:
+            what = "passed" if c.result.outcome == "pass" else "has passing cells"
+            links = ", ".join(f"[{md_escape(i.id)}]({md_url(i.url)})" for i in c.stale)
+            tail.append(f"- fixed? {md_escape(c.case)} {what} on {md_escape(column_label(c.column))}"
+                        f" but matches {links}")
+        for i in unseen:
+            tail.append(f"- [{md_escape(i.id)}]({md_url(i.url)}) explains no failure in these runs")
+        tail.append("")
+
     failing = matrix.failing()
     out += ["## Failing cases", ""]
     if not failing:
         out += ["None.", ""]
-    for cell in failing:
-        out += _failing(cell)
+    out += _within(_size(out) + _size(tail), failing, budget)
+    return "\n".join(out + tail)
 
-    fixed = [c for c in matrix.cells.values() if c.fixed_hint]
-    unseen = matrix.unseen_issues()
-    if fixed or unseen:
-        out += ["## Known issues to re-check", ""]
-        for c in fixed:
-            what = "passed" if c.result.outcome == "pass" else "has passing cells"
-            links = ", ".join(f"[{md_escape(i.id)}]({md_url(i.url)})" for i in c.stale)
-            out.append(f"- fixed? {md_escape(c.case)} {what} on {md_escape(column_label(c.column))}"
-                       f" but matches {links}")
-        for i in unseen:
-            out.append(f"- [{md_escape(i.id)}]({md_url(i.url)}) explains no failure in these runs")
-        out.append("")
-    return "\n".join(out)
+
+def _size(lines: list[str]) -> int:
+    return sum(len(line.encode()) + 1 for line in lines)
+
+
+def _within(used: int, failing: list[Cell], budget: int) -> list[str]:
+    """Every failing cell named (briefly) if that fits, then the first ones in full as long
+    as they fit; what does not fit is counted."""
+    closing = 200  # room for the closing line
+    parts: list[list[str]] = []
+    for n, cell in enumerate(failing):
+        brief = _brief(cell)
+        if used + _size(brief) + closing > budget:
+            return [line for lines in parts for line in lines] + [
+                f"... and {len(failing) - n} more failing cells, left out to keep this summary "
+                f"under {budget // 1024} kB: see the HTML report.", ""]
+        parts.append(brief)
+        used += _size(brief)
+    for n, cell in enumerate(failing):
+        full = _failing(cell)  # reads the cell's records: only while there is room
+        grow = _size(full) - _size(parts[n])
+        if used + grow > budget:
+            break
+        parts[n], used = full, used + grow
+    return [line for lines in parts for line in lines]
+

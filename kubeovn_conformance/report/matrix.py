@@ -31,6 +31,7 @@ class Cell:
 
     @property
     def mismatching(self) -> list[dict[str, Any]]:
+        """The failing probe records (read again from the results file)."""
         return [r for r in self.result.records if r.get("outcome") == "fail"]
 
 
@@ -81,7 +82,7 @@ def build(runs: list[Run], issues: list[KnownIssue]) -> Matrix:
         run = by_column[col]
         for name, result in run.cases.items():
             # Per cell: every failing probe must be explained for the case to be "known".
-            ex = explain(issues, result.records, name, run.mode, run.version, run.backend)
+            ex = explain(issues, result.iter_records(), name, run.mode, run.version, run.backend)
             known = ex.known(result.outcome)
             explaining = tuple(ex.issues()) if known else ()
             stale = tuple(ex.stale_issues(result.outcome))
@@ -110,7 +111,7 @@ def run_stats(run: Run) -> str:
         parts.append(f"{probes / seconds:.1f} probes/s over {seconds:.1f} s of cases")
     if conv:
         parts.append(f"convergence median {conv[len(conv) // 2]:.0f} ms, max {conv[-1]:.0f} ms")
-    never = sum(1 for c in run.cases.values() if c.records and c.convergence_ms is None)
+    never = sum(1 for c in run.cases.values() if c.digest.count and c.convergence_ms is None)
     if never:
         parts.append(f"{never} case(s) never converged")
     return ", ".join(parts)
@@ -124,7 +125,8 @@ def _steps(records: list[dict[str, Any]]) -> list[str]:
 
 
 def tables(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Expected, observed and diff truth tables per (step, path, port, protocol)."""
+    """Expected, observed and diff truth tables per (step, path, port, protocol). The reports
+    take them from the streamed digest (digest.Table.as_dict() is the same for the same records)."""
     out = []
     for step in _steps(records):
         groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}

@@ -3,16 +3,25 @@
 A run may have been interrupted: its results.jsonl can end in a truncated line and its
 summary.json may be missing. Whatever was measured is still reported; case outcomes are
 then derived from the probe records.
+
+Records are streamed: a night's results files are far larger than what the reports show,
+so each record is read once, folded into its case's `CaseDigest` (counts, truth tables, the
+probes worth listing) and dropped. A case remembers where its lines are in the file, and
+`CaseResult.records` reads them again when someone needs them all (the Markdown summary,
+for the few failing cells).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubeovn_conformance.report.digest import CaseDigest, Pool
 from kubeovn_conformance.textfile import read_text
+from kubeovn_conformance.truthtable import VERDICT_CHAR
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -20,6 +29,8 @@ CASE_OUTCOMES = ("pass", "fail", "infra-error", "skipped", "undefined")
 CASES = "cases.jsonl"  # per-case lines the runner appends; summary.json is built from them
 # Fields a probe record needs before any report can place it in a table.
 REQUIRED = ("case", "client", "target", "path", "port", "protocol", "verdict", "outcome")
+VERDICTS = tuple(VERDICT_CHAR)  # allow, deny, undefined: what a truth table can mark
+_decode = json.JSONDecoder().decode
 
 
 class ReportError(ValueError):
@@ -39,26 +50,42 @@ class CaseResult:
     convergence_ms: float | None = None
     duration_s: float | None = None
     skip_reason: str | None = None
-    records: list[dict[str, Any]] = field(default_factory=list)
+    digest: CaseDigest = field(default_factory=CaseDigest)
+    source: Path | None = None  # the results file its records are in
+    spans: list[tuple[int, int]] = field(default_factory=list)  # their byte ranges there
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """Every probe record of the case, read again from the results file (not kept)."""
+        return list(self.iter_records())
+
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """The same, one at a time: what only looks at each record once holds none."""
+        if self.source is None or not self.spans:
+            return
+        with open(self.source, "rb") as f:
+            for start, end in self.spans:
+                f.seek(start)
+                for line in f.read(end - start).splitlines():
+                    if line.strip():
+                        yield json.loads(line)
 
     @property
     def leaks(self) -> tuple[int, float]:
         """(leaking samples, longest span from apply to the last one in ms) over the case."""
-        leaky = [r for r in self.records if r.get("leaks")]
-        return (sum(int(r["leaks"]) for r in leaky),
-                max((float(r.get("leak_span_ms") or 0.0) for r in leaky), default=0.0))
+        return self.digest.leaks, self.digest.leak_span_ms
 
     @property
     def directions(self) -> list[str]:
-        return sorted({str(r.get("direction") or "none") for r in self.records})
+        return sorted(self.digest.directions)
 
     @property
     def paths(self) -> list[str]:
-        return sorted({str(r["path"]) for r in self.records})
+        return sorted(self.digest.paths)
 
     @property
     def protocols(self) -> list[str]:
-        return sorted({str(r["protocol"]) for r in self.records})
+        return sorted(self.digest.protocols)
 
 
 @dataclass
@@ -79,32 +106,53 @@ class Run:
         return (self.version, self.mode)
 
 
-def read_results(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Probe records of a results.jsonl. Only the last line may be broken (cut off mid-write)."""
+def stream_results(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(start, end, record) for every probe record of a results.jsonl, one line at a time.
+    Only the last non-blank line may be broken (cut off mid-write): it is skipped, and the
+    generator's return value says so (True)."""
+    broken: int | None = None  # line number of a broken line, fatal unless it is the last
     try:
-        lines = read_text(path).splitlines()
+        f = open(path, "rb")
     except OSError as exc:
         raise ReportError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ReportError(f"{path}: not UTF-8 text") from None
+    with f:
+        offset = 0
+        for n, line in enumerate(f, 1):
+            start, offset = offset, offset + len(line)
+            if not line.strip():
+                continue
+            if broken is not None:
+                raise ReportError(f"{path}:{broken}: not a JSON object")
+            try:
+                rec = _decode(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise ReportError(f"{path}:{n}: not UTF-8 text") from None
+            except json.JSONDecodeError:
+                broken = n
+                continue
+            if not isinstance(rec, dict):
+                raise ReportError(f"{path}:{n}: not a JSON object")
+            missing = [k for k in REQUIRED if k not in rec]
+            if missing:
+                raise ReportError(f"{path}:{n}: record lacks {', '.join(missing)}")
+            if rec["verdict"] not in VERDICTS:
+                raise ReportError(f"{path}:{n}: verdict {rec['verdict']!r} is not one of "
+                                  f"{', '.join(VERDICTS)}")
+            if not isinstance(rec["port"], int | str):
+                raise ReportError(f"{path}:{n}: port {rec['port']!r} is not a number")
+            yield start, offset, rec
+    return broken is not None
+
+
+def read_results(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """All probe records of a results.jsonl in memory (small files; reports stream instead)."""
     records: list[dict[str, Any]] = []
-    truncated = False
-    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
-    for i, (n, line) in enumerate(numbered):
+    stream = stream_results(path)
+    while True:
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(numbered) - 1:
-                truncated = True
-                break
-            raise ReportError(f"{path}:{n}: not a JSON object") from None
-        if not isinstance(rec, dict):
-            raise ReportError(f"{path}:{n}: not a JSON object")
-        missing = [k for k in REQUIRED if k not in rec]
-        if missing:
-            raise ReportError(f"{path}:{n}: record lacks {', '.join(missing)}")
-        records.append(rec)
-    return records, truncated
+            records.append(next(stream)[2])
+        except StopIteration as stop:
+            return records, bool(stop.value)
 
 
 def _read_summary(path: Path) -> dict[str, Any] | None:
@@ -112,7 +160,7 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(read_text(path))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, ValueError):
         raise ReportError(f"{path}: not a readable JSON file") from None
     if not isinstance(data, dict) or not isinstance(data.get("cases", {}), dict):
         raise ReportError(f"{path}: expected an object with a 'cases' object")
@@ -123,7 +171,7 @@ def _read_case_lines(path: Path) -> tuple[dict[str, Any], bool]:
     cases: dict[str, Any] = {}
     try:
         lines = read_text(path).splitlines()
-    except (OSError, UnicodeDecodeError):
+    except (OSError, ValueError):
         raise ReportError(f"{path}: cannot read") from None
     for n, line in enumerate(lines, 1):
         try:
@@ -151,18 +199,50 @@ def derive_outcome(records: list[dict[str, Any]]) -> str:
     return "pass"
 
 
-def _meta(key: str, summary: dict[str, Any] | None, records: list[dict[str, Any]]) -> Any:
+# Run-wide fields: the summary's word first, else the first record that has one.
+META = ("kube_ovn_version", "mode", "run_id", "backend", "profile")
+
+
+def _meta(key: str, summary: dict[str, Any] | None, first: dict[str, Any]) -> Any:
     if summary and summary.get(key) not in (None, ""):
         return summary[key]
-    for r in records:
-        if r.get(key) not in (None, ""):
-            return r[key]
-    return None
+    return first.get(key)
 
 
-def load_run(path: Path) -> Run:
-    """A run directory, or a results.jsonl file (its summary.json beside it is used if present)."""
+def _digest(results: Path, pool: Pool) -> tuple[dict[str, CaseResult], dict[str, Any], bool]:
+    """Stream a results file into one CaseResult per case (outcome still to be decided), the
+    first value of each run-wide field, and whether the last line was cut off."""
+    by_case: dict[str, CaseResult] = {}
+    first: dict[str, Any] = {}
+    stream = stream_results(results)
+    while True:
+        try:
+            start, end, r = next(stream)
+        except StopIteration as stop:
+            truncated = bool(stop.value)
+            break
+        for key in META:
+            if key not in first and r.get(key) not in (None, ""):
+                first[key] = r[key]
+        name = str(r["case"])
+        res = by_case.get(name)
+        if res is None:
+            res = by_case[name] = CaseResult(case=pool(name), outcome="", source=results)
+        res.digest.add(r, pool)
+        if res.spans and res.spans[-1][1] == start:
+            res.spans[-1] = (res.spans[-1][0], end)  # lines of one case usually come together
+        else:
+            res.spans.append((start, end))
+    for res in by_case.values():
+        res.digest.freeze(pool)
+    return by_case, first, truncated
+
+
+def load_run(path: Path, pool: Pool | None = None) -> Run:
+    """A run directory, or a results.jsonl file (its summary.json beside it is used if present).
+    `pool` shares equal names and tables between the runs of one report."""
     path = Path(path)
+    pool = pool if pool is not None else Pool()
     if path.is_dir():
         results, summary_path = path / RESULTS, path / SUMMARY
     elif path.is_file():
@@ -171,58 +251,46 @@ def load_run(path: Path) -> Run:
         raise ReportError(f"{path}: no such file or directory")
     if not results.is_file() and not summary_path.is_file():
         raise ReportError(f"{path}: not a run (no {RESULTS} or {SUMMARY})")
-    records, truncated = read_results(results) if results.is_file() else ([], False)
+    measured, first, truncated = _digest(results, pool) if results.is_file() else ({}, {}, False)
     summary = _read_summary(summary_path)
     if summary is None and (summary_path.parent / CASES).is_file():
         # Interrupted before the summary was written: its per-case lines are what we have.
         lines, _ = _read_case_lines(summary_path.parent / CASES)
         summary = {"cases": lines}
 
-    by_case: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        by_case.setdefault(str(r["case"]), []).append(r)
     cases: dict[str, CaseResult] = {}
     for name, info in (summary or {}).get("cases", {}).items():
         if not isinstance(info, dict) or info.get("outcome") not in CASE_OUTCOMES:
             raise ReportError(f"{summary_path}: case {name!r} has no valid outcome")
-        recs = by_case.get(name, [])
+        res = measured.pop(name, None) or CaseResult(case=name, outcome="")
         outcome = info["outcome"]
         # A case whose every probe is implementation-defined says nothing either way.
-        if outcome == "pass" and recs and derive_outcome(recs) == "undefined":
+        if outcome == "pass" and res.digest.count and res.digest.derived_outcome() == "undefined":
             outcome = "undefined"
-        cases[name] = CaseResult(
-            case=name,
-            outcome=outcome,
-            probes=int(info.get("probes", len(recs)) or 0),
-            mismatches=int(info.get("mismatches", 0) or 0),
-            convergence_ms=info.get("convergence_ms"),
-            duration_s=info.get("duration_s"),
-            skip_reason=info.get("skip_reason"),
-            records=recs,
-        )
-    for name, recs in by_case.items():
-        if name not in cases:  # measured, but the summary never got written or updated
-            conv = [r["convergence_ms"] for r in recs if r.get("convergence_ms") is not None]
-            cases[name] = CaseResult(
-                case=name,
-                outcome=derive_outcome(recs),
-                probes=len(recs),
-                mismatches=sum(1 for r in recs if r.get("outcome") == "fail"),
-                convergence_ms=max(conv) if conv else None,
-                records=recs,
-            )
+        res.outcome = outcome
+        res.probes = int(info.get("probes", res.digest.count) or 0)
+        res.mismatches = int(info.get("mismatches", 0) or 0)
+        res.convergence_ms = info.get("convergence_ms")
+        res.duration_s = info.get("duration_s")
+        res.skip_reason = info.get("skip_reason")
+        cases[name] = res
+    for name, res in measured.items():  # measured, but the summary never got written or updated
+        res.outcome = res.digest.derived_outcome()
+        res.probes, res.mismatches = res.digest.count, res.digest.fails
+        res.convergence_ms = res.digest.convergence_max
+        cases[name] = res
 
-    version = _meta("kube_ovn_version", summary, records)
-    mode = _meta("mode", summary, records)
+    version = _meta("kube_ovn_version", summary, first)
+    mode = _meta("mode", summary, first)
     if not version or not mode:
         raise ReportError(f"{path}: run does not say its kube_ovn_version and mode")
     return Run(
-        run_id=str(_meta("run_id", summary, records) or (path.name if path.is_dir() else path.parent.name)),
+        run_id=str(_meta("run_id", summary, first) or (path.name if path.is_dir() else path.parent.name)),
         source=str(path),
-        backend=str(_meta("backend", summary, records) or "?"),
+        backend=str(_meta("backend", summary, first) or "?"),
         mode=str(mode),
         version=str(version),
-        profile=_meta("profile", summary, records),
+        profile=_meta("profile", summary, first),
         started=(summary or {}).get("started"),
         finished=(summary or {}).get("finished"),
         cases=cases,
@@ -238,14 +306,15 @@ def load_runs(paths: list[str] | list[Path]) -> list[Run]:
     """Each path is a run directory, a results.jsonl, or a directory of run directories
     (a matrix, e.g. one CI artifact per version and mode)."""
     runs: list[Run] = []
+    pool = Pool()
     for p in map(Path, paths):
         if p.is_dir() and not _is_run(p):
             subs = sorted(d for d in p.iterdir() if d.is_dir() and _is_run(d))
             if not subs:
                 raise ReportError(f"{p}: neither a run nor a directory of runs")
-            runs.extend(load_run(d) for d in subs)
+            runs.extend(load_run(d, pool) for d in subs)
         else:
-            runs.append(load_run(p))
+            runs.append(load_run(p, pool))
     return runs
 
 

@@ -8,6 +8,32 @@
   var cells = {};
   data.cells.forEach(function (c) { cells[c.case + "\u0000" + c.col] = c; });
 
+  // ---- truth tables, parsed only when a cell is opened ----------------------------------
+  // A cell's `tables` are ids into data.pool, a list of JSON texts shared by every cell that
+  // has the same table (html.py). Each comes back in the shape matrix.tables() gives.
+  var parsed = {};
+  function frag(i) {
+    if (!Object.prototype.hasOwnProperty.call(parsed, i)) { parsed[i] = JSON.parse(data.pool[i]); }
+    return parsed[i];
+  }
+  function probes(i) {
+    return frag(i).map(function (p) {
+      var o = {};
+      data.probe_fields.forEach(function (k, j) { o[k] = p[j]; });
+      return o;
+    });
+  }
+  function table(i) {
+    var t = frag(i), rows = frag(t.rows), cols = frag(t.cols);
+    var out = {step: t.step, title: t.title, path: t.path, protocol: t.protocol, rows: rows, cols: cols,
+               mismatches: probes(t.mismatches), errors: probes(t.errors), undefined: probes(t.undefined)};
+    data.marks.forEach(function (name, m) {
+      var text = frag(t.marks[m]);
+      out[name] = rows.map(function (_, r) { return text.substr(r * cols.length, cols.length).split(""); });
+    });
+    return out;
+  }
+
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
@@ -58,9 +84,7 @@
         e.classList.toggle("hidden", !!hide);
       });
     });
-    data.cases.forEach(function (c, i) {
-      document.querySelector("tr[data-row='" + i + "']").classList.toggle("hidden", !caseVisible(c));
-    });
+    data.cases.forEach(function (c, i) { rowElements[i].classList.toggle("hidden", !caseVisible(c)); });
     document.querySelectorAll("[data-table-path]").forEach(function (e) {
       var hide = (filters.path && e.getAttribute("data-table-path") !== filters.path) ||
         (filters.protocol && e.getAttribute("data-table-protocol") !== filters.protocol);
@@ -72,6 +96,7 @@
   }
 
   // ---- grid ----------------------------------------------------------------------------
+  var rowElements = [];
   function buildGrid() {
     var grid = document.getElementById("grid");
     var head = el("tr");
@@ -87,6 +112,7 @@
     data.states.forEach(function (s) { counts[s] = 0; });
     data.cases.forEach(function (c, r) {
       var tr = el("tr", {"data-row": String(r)});
+      rowElements.push(tr);
       tr.appendChild(el("th", {"class": "case"}, c.name));
       data.columns.forEach(function (col, i) {
         var cell = cells[c.name + "\u0000" + col.key];
@@ -166,6 +192,7 @@
     box.appendChild(s);
   }
   function openDetails(caseName, colKey) {
+    var started = performance.now();
     var cell = cells[caseName + "\u0000" + colKey];
     var box = document.getElementById("details");
     while (box.firstChild) { box.removeChild(box.firstChild); }
@@ -208,7 +235,7 @@
         cell.placement["cross-node"] + " cross-node cells (dashed frame = cross-node)");
     }
     box.appendChild(stats);
-    cell.tables.forEach(function (t) {
+    cell.tables.map(table).forEach(function (t) {
       var sec = el("section", {"class": "tt-group", "data-table-path": t.path, "data-table-protocol": t.protocol});
       sec.appendChild(el("h3", {}, t.step + ": " + t.title));
       var row = el("div", {"class": "tables"});
@@ -226,6 +253,7 @@
     });
     if (!cell.tables.length) { box.appendChild(el("p", {"class": "muted"}, "No probes recorded.")); }
     applyFilters();
+    box.setAttribute("data-open-ms", String(Math.round(performance.now() - started)));
   }
   // The hash makes views linkable: #cell=CASE&col=VERSION|MODE opens a cell's details,
   // #mode=underlay&protocol=UDP (any filter key) sets filters.
@@ -253,5 +281,8 @@
   buildGrid();
   window.addEventListener("hashchange", function () { fromHash(true); });
   fromHash(false);
+  // Milliseconds from navigation start (reading and parsing the page included) to a usable
+  // grid: the browser test and `make bench` read it.
+  document.getElementById("grid").setAttribute("data-ready-ms", String(Math.round(performance.now())));
   document.body.setAttribute("data-ready", "1");
 })();
