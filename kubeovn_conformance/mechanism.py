@@ -375,6 +375,11 @@ class Mechanism:
                         or self._misresolved_admits(d, d.ignored_by, subject, other))
         return not d.allowed and bool(d.ignored_admitted_by)
 
+    def _pod_free(self, a: Admission) -> bool:
+        """Does the admitting peer not depend on which pods exist (no peers, an ipBlock)?"""
+        rule = self._policies[a.policy].rules(a.direction)[a.rule]
+        return a.peer is None or (rule.peers or ())[a.peer].ip_block is not None
+
     def _stale(self, d: Decision) -> bool:
         """Does the direction go the other way with each policy as of its last re-sync?"""
         if self._fresh:
@@ -392,7 +397,10 @@ class Mechanism:
                     continue
                 dst = d.subject if d.direction == "Ingress" else d.peer
                 if d.peer not in keys or dst not in keys:
+                    # A pod that did not exist at that sync: only rules whose peers do not
+                    # list pods (none, ipBlocks) admit it; address sets never got it.
                     isolated |= key in _isolating(snapshot, keys[d.subject], d.direction)
+                    admitted |= any(a.policy == key and self._pod_free(a) for a in d.admitted_by)
                     continue
                 dec = snapshot.decide(d.direction, keys[d.subject], keys[d.peer], keys[dst],
                                       d.port, d.protocol)
