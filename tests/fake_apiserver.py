@@ -59,7 +59,12 @@ RESOURCES = {
     "configmaps": ("v1", "ConfigMap"),
     "networkpolicies": ("networking.k8s.io/v1", "NetworkPolicy"),
     "nodes": ("v1", "Node"),
+    # Cluster-scoped policy kinds (served when their CRD is in `crds`).
+    "adminnetworkpolicies": ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"),
+    "baselineadminnetworkpolicies": ("policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"),
+    "clusternetworkpolicies": ("policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy"),
 }
+POLICY_GROUP = "policy.networking.k8s.io"
 HOSTNAME = "kubernetes.io/hostname"
 
 
@@ -222,13 +227,15 @@ class FakeApiServer:
     def __init__(self, *, validate_version: str | None = "1.35.0", ns_delete_delay: float = 0.2,
                  pod_start_delay: float = 0.0, agent_ready_delay: float = 0.0,
                  exec_protocols: tuple[str, ...] = (V5, V4),
-                 nodes: list[dict[str, Any]] | None = None, forbidden: set[str] | None = None) -> None:
+                 nodes: list[dict[str, Any]] | None = None, forbidden: set[str] | None = None,
+                 crds: set[str] | None = None) -> None:
         self.validate_version = validate_version
         self.ns_delete_delay = ns_delete_delay
         self.pod_start_delay = pod_start_delay
         self.agent_ready_delay = agent_ready_delay
         self.exec_protocols = exec_protocols
         self.exec_faults: dict[str, dict[str, Any]] = {}
+        self.crds = set(crds or ())  # e.g. {"adminnetworkpolicies.policy.networking.k8s.io"}
         self.lock = threading.RLock()
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (resource, ns, name)
         for node in nodes if nodes is not None else [fake_node("fake-node")]:
@@ -304,8 +311,8 @@ class FakeApiServer:
         meta["creationTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     def _validate(self, obj: dict[str, Any]) -> None:
-        if not self.validate_version:
-            return
+        if not self.validate_version or str(obj.get("apiVersion", "")).startswith(POLICY_GROUP):
+            return  # CRD kinds: kubernetes-validate has no schema for them
         import kubernetes_validate  # test dependency; only loaded when validating
 
         try:
@@ -604,6 +611,17 @@ class _Handler(BaseHTTPRequestHandler):
             if parts[:2] == ["api", "v1"]:
                 rest = parts[2:]
             elif parts[:3] == ["apis", "networking.k8s.io", "v1"]:
+                rest = parts[3:]
+            elif parts[:4] == ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions"]:
+                name = parts[4] if len(parts) > 4 else ""
+                if method != "GET" or name not in api.crds:
+                    raise ApiError(404, "NotFound", f"customresourcedefinitions {name!r} not found")
+                self._send(200, {"apiVersion": "apiextensions.k8s.io/v1",
+                                 "kind": "CustomResourceDefinition", "metadata": {"name": name}})
+                return
+            elif parts[:2] == ["apis", POLICY_GROUP] and len(parts) > 3 and \
+                    f"{parts[3]}.{POLICY_GROUP}" in api.crds and \
+                    RESOURCES.get(parts[3], ("",))[0] == f"{POLICY_GROUP}/{parts[2]}":
                 rest = parts[3:]
             else:
                 raise ApiError(404, "NotFound", f"no route {url.path}")

@@ -50,6 +50,7 @@ from kubernetes.stream import stream
 
 from kubeovn_conformance import agent as agent_module
 from kubeovn_conformance import placement
+from kubeovn_conformance.backends import kind_cluster
 from kubeovn_conformance.backends.base import (
     Backend,
     InfraError,
@@ -128,6 +129,8 @@ class KindBackend(Backend):
         self._hostnames: dict[str, str] = {}  # schedulable node -> its hostname label
         self._placed: dict[str, str] = {}  # pod key -> node it is placed on
         self._running_on: dict[str, str] = {}  # pod key -> spec.nodeName once it runs
+        self._crds: dict[str, bool] = {}  # CRD name -> present (cluster-scoped policy kinds)
+        self._cluster_kinds: set[str] = set()  # cluster-scoped kinds this run has applied
 
     # ------------------------------------------------------------------ clients
 
@@ -385,14 +388,43 @@ class KindBackend(Backend):
         self._placed = placement.place(scenario, self._hostnames, fixed=self._placed)
 
     def skip_reason(self, case: Any) -> str | None:
-        """Cluster-scoped policies are not applied here yet (issue 11, section 4: the
-        policy-api CRDs and ENABLE_ANP per row); running such a case would test nothing."""
+        """Cluster-scoped policy cases need their CRDs (scripts/cluster-up installs those of
+        the row's line, with ENABLE_ANP; clusters/versions.yaml `policy_api`)."""
         from kubeovn_conformance.backends.lab.cluster_support import case_cluster_policies
 
-        if case_cluster_policies(case):
-            return ("the kind backend does not apply AdminNetworkPolicy, BaselineAdminNetworkPolicy "
-                    "or ClusterNetworkPolicy yet (policy-api CRDs and ENABLE_ANP per version row)")
+        policies = case_cluster_policies(case)
+        if not policies:
+            return None
+        missing = kind_cluster.missing_kinds(self._has_crd, policies)
+        if missing:
+            return (f"the cluster has no {', '.join(missing)} CRD (Kube-OVN lines without "
+                    "ENABLE_ANP, or a cluster not made by scripts/cluster-up: see "
+                    "clusters/versions.yaml policy_api)")
         return None
+
+    def _has_crd(self, name: str) -> bool:
+        if name not in self._crds:
+            try:
+                k8s.ApiextensionsV1Api(self._api()).read_custom_resource_definition(
+                    name, _preload_content=False)  # only whether it exists: no parsing
+                self._crds[name] = True
+            except ApiException as e:
+                if e.status != 404:
+                    raise InfraError(f"reading CRD {name}: {e.status} {e.reason}") from None
+                self._crds[name] = False
+        return self._crds[name]
+
+    def _reconcile_cluster_policies(self, scenario: Scenario) -> None:
+        """This run's cluster-scoped objects (kind_cluster.py scopes them to the run)."""
+        if not scenario.cluster_policies and not self._cluster_kinds:
+            return
+        label = (RUN_LABEL, self.run_id)
+        desired = [kind_cluster.manifest(p, self.run_id, label, self._ns_map, self._base_labels(),
+                                         SPEC_ANNOTATION) for p in scenario.cluster_policies]
+        self._cluster_kinds |= {b["kind"] for b in desired}
+        kind_cluster.reconcile(k8s.CustomObjectsApi(self._api()), desired,
+                               f"{RUN_LABEL}={self.run_id}", SPEC_ANNOTATION,
+                               self._call, sorted(self._cluster_kinds))
 
     def node_of(self, pod_key: str) -> str | None:
         return self._running_on.get(pod_key) or self._placed.get(pod_key)
@@ -467,6 +499,7 @@ class KindBackend(Backend):
             raise InfraError(f"pods in namespaces not set up: {', '.join(sorted(unknown_ns))}")
         scenario = self._reconcile_workload(scenario)
         self._reconcile_labels_and_policies(scenario)
+        self._reconcile_cluster_policies(scenario)
         return scenario
 
     def _reconcile_workload(self, scenario: Scenario) -> Scenario:
@@ -628,6 +661,10 @@ class KindBackend(Backend):
             return  # nothing of ours can exist
         core = self.core()
         selector = f"{RUN_LABEL}={self.run_id}"
+        if self._cluster_kinds:  # cluster-scoped: namespace deletion does not take them
+            kind_cluster.reconcile(k8s.CustomObjectsApi(self._api()), [], selector, SPEC_ANNOTATION,
+                                   self._call, sorted(self._cluster_kinds))
+            self._cluster_kinds = set()
         try:
             listed = {n.metadata.name for n in core.list_namespace(label_selector=selector).items}
         except ApiException as e:
