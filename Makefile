@@ -33,8 +33,11 @@ $(NCA_VENV)/bin/python:
 
 venv: $(PY) $(NCA_VENV)/bin/python ## create .venv with the project and its test tools (and .venv-nca)
 
+# Two passes: what needs no lab on both cores (pytest-xdist), then the lab tests one at a time
+# (one lab per machine: they share its daemons' names). Without root the lab tests skip.
 unit: $(PY) $(NCA_VENV)/bin/python ## unit tests of the library (oracle, model, lab, reports, cluster configs)
-	$(PYTEST) tests $(PYTEST_ARGS)
+	$(PYTEST) tests -m "not lab" -n 2 -p no:cacheprovider $(PYTEST_ARGS)
+	$(PYTEST) tests -m lab -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(PY) ## ruff on the code
 	$(PY) -m ruff check kubeovn_conformance tests suites conftest.py
