@@ -334,8 +334,11 @@ class LabBackend(Backend):
         return self._ports[key]
 
     def reproduce_command(self, client: str, target: Target, timeout: float = 2.0) -> str:
-        """A copy-pasteable shell line that repeats one probe by hand."""
-        port = self._ports[client]
+        """A copy-pasteable shell line that repeats one probe by hand (a pod a step created
+        and the reset removed has no network namespace left to run it in)."""
+        port = self._ports.get(client)
+        if port is None:
+            return f"(none: {client} was created by a step and is gone with its namespace)"
         body = json.dumps([{"id": target.id, "host": target.host, "port": target.port,
                             "protocol": target.protocol}])
         return (f"echo '{body}' | ip netns exec {port.netns} {self.python} "
