@@ -9,10 +9,13 @@ peer to other slots' pods, i.e. to cross-slot cells, which are not probed. The o
 the packed scenario anyway, so even those would be judged right.
 
 One thing couples slots in Kube-OVN itself: a label change re-syncs every policy that matches
-the relabelled object, in any namespace (sync.py), and a pod created in one slot re-syncs
-policies of others that match it. So cases whose steps change labels or the workload are not
-packed: they run alone (`packable`). Names on `kubernetes.io/metadata.name` selectors are
-rewritten with their namespaces.
+the relabelled object, in any namespace (mechanism.resynced_policies), and a pod created in one
+slot re-syncs policies of others that match it. So cases whose steps change labels or the
+workload pack only with each other, and only when no policy of one slot selects (as target or
+peer) a pod or namespace of another in any step (`coupled`): then no slot's change re-syncs
+another slot's policies, and each slot's controller history is the one it has alone. The
+rest run alone. Names on `kubernetes.io/metadata.name` selectors are rewritten with their
+namespaces.
 """
 
 from __future__ import annotations
@@ -100,18 +103,58 @@ def packable(case: Case) -> bool:
     return all(step.build(live).with_policies(()) == live.with_policies(()) for step in case.steps)
 
 
+def alone(case: Case) -> bool:
+    """Cluster-scoped policies select across namespaces (subjects and peers): a case with
+    them never shares the dataplane with another."""
+    live = _addressed(case.workload)
+    return any(step.build(live).cluster_policies for step in case.steps)
+
+
 def groups(cases: Sequence[Case], size: int) -> list[list[Case]]:
-    """Consecutive packable cases with the same workload, `size` at most per group; every
-    other case is a group of its own. Order is kept."""
+    """Consecutive cases with the same workload, `size` at most per group: policy-only cases
+    together, cases that change labels or the workload together when that couples no slots;
+    every other case is a group of its own. Order is kept."""
     out: list[list[Case]] = []
     for case in cases:
         last = out[-1] if out else None
-        if (size > 1 and last is not None and len(last) < size and packable(case)
-                and packable(last[0]) and last[0].workload == case.workload):
+        if (size > 1 and last is not None and len(last) < size
+                and last[0].workload == case.workload and _joins(last, case)):
             last.append(case)
         else:
             out.append([case])
     return out
+
+
+def _joins(group: list[Case], case: Case) -> bool:
+    if alone(case) or alone(group[0]):
+        return False
+    if packable(case) or packable(group[0]):
+        return packable(case) and packable(group[0])
+    return not coupled(pack([*group, case]))
+
+
+def coupled(packed: Packed) -> bool:
+    """Would one slot's label or workload change re-sync another slot's policies? True when,
+    in some step, a policy of one case's slot selects (isPodMatchNetworkPolicy /
+    isNamespaceMatchNetworkPolicy: target or peer) a pod or namespace of another case's."""
+    from kubeovn_conformance.mechanism import namespace_matches, pod_matches
+
+    live = _addressed(packed.workload)
+    real = len(packed.cases)
+    for index in range(len(packed.step_names)):
+        s = packed.build(live, index)
+        for pol in s.policies:
+            own = packed.slot_of(pol.key)
+            for pod in s.pods:
+                slot = packed.slot_of(pod.key)
+                if slot != own and slot is not None and slot < real and pod_matches(s, pod, pol):
+                    return True
+            for ns in s.namespaces:
+                slot = packed.slot_of(f"{ns.name}/")
+                if slot != own and slot is not None and slot < real and \
+                        namespace_matches(ns.label_map, pol):
+                    return True
+    return False
 
 
 # --------------------------------------------------------------------------- the packed case
