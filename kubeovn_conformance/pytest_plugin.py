@@ -310,10 +310,11 @@ class Conformance:
         size = self.config.getoption("--pack")
         if size <= 1 or hasattr(self.config, "workerinput"):
             return [case]  # xdist workers would each run a shared pack: no packing there
-        order = [c for c in getattr(self.config, "_kubeovn_case_order", [])
-                 if self.skip_reason(c) is None]
-        return next((g for g in packing.groups(order, size) if any(c.id == case.id for c in g)),
-                    [case])
+        if not hasattr(self, "_groups"):  # once per run: grouping builds every step's scenario
+            order = [c for c in getattr(self.config, "_kubeovn_case_order", [])
+                     if self.skip_reason(c) is None]
+            self._groups = {c.id: g for g in packing.groups(order, size) for c in g}
+        return self._groups.get(case.id, [case])
 
     def _report(self, case: Case) -> Any:
         """The case's report: from the pack that already ran it, or run now (with its pack).
