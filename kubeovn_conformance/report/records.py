@@ -73,10 +73,17 @@ class Run:
     finished: str | None
     cases: dict[str, CaseResult]
     truncated: bool = False  # the last results line was cut off (interrupted run)
+    ovn: str | None = None  # the OVN it ran on (ovn_version), where the backend recorded it
+
+    @property
+    def label(self) -> str:
+        """The version as reports show and key it: with the OVN where known
+        (`lab:v1.16.2+ovn25.03.0`), so runs on different OVNs are different columns."""
+        return f"{self.version}+ovn{self.ovn}" if self.ovn else self.version
 
     @property
     def column(self) -> tuple[str, str]:
-        return (self.version, self.mode)
+        return (self.label, self.mode)
 
 
 def read_results(path: Path) -> tuple[list[dict[str, Any]], bool]:
@@ -227,6 +234,7 @@ def load_run(path: Path) -> Run:
         finished=(summary or {}).get("finished"),
         cases=cases,
         truncated=truncated,
+        ovn=_meta("ovn_version", summary, records),
     )
 
 

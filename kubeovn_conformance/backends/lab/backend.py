@@ -68,8 +68,10 @@ class LabBackend(Backend):
     def __init__(self, mode: str = "overlay", *, lab_name: str = "default",
                  lab_dir: str | Path | None = None, vlan_id: int = 100, profile: Any = None,
                  lb_on_underlay: bool | None = None, python: str = sys.executable,
-                 sync_timeout: float = 30.0) -> None:
+                 sync_timeout: float = 30.0, ovn: str | None = None) -> None:
         """mode: overlay | underlay. vlan_id: the underlay's VLAN tag (0 = untagged).
+        ovn: which OVN runs the lab, "host" or "25.03" (the default: a Debian 13 root,
+        built on first use; see ovnruntime).
         profile: a translate Profile (kubeovn_conformance.backends.lab.profile), passed to
         the policy translation; None means its default. lb_on_underlay: attach the Service
         load balancers to the underlay switch; None takes profile.lb_on_underlay (else True).
@@ -84,7 +86,7 @@ class LabBackend(Backend):
         self.lb_on_underlay = bool(lb_on_underlay)
         self.python = python
         self.sync_timeout = sync_timeout
-        self.lab = Lab(lab_name, lab_dir)
+        self.lab = Lab(lab_name, lab_dir, ovn)
         self.subnet = topo.SUBNETS[mode]
         self.kube_ovn_version = f"lab:{getattr(profile, 'tag', 'default')}"
         self.supports_sctp = kernel_has_sctp()
@@ -96,6 +98,21 @@ class LabBackend(Backend):
         self._vips: dict[str, dict[str, str]] | None = None
         self._applied: sync.Applied | None = None
         self._next_index = 0
+
+    # ------------------------------------------------------------------ OVN
+
+    @property
+    def ovn_version(self) -> str:
+        """`ovn-nbctl --version` of the OVN this lab runs (builds the root on first use)."""
+        return self.lab.ovn.info().ovn
+
+    @property
+    def acl_tiers(self) -> bool:
+        """The OVN has ACL tiers and the `pass` action (23.06+): Kube-OVN's tier layout
+        (NetworkPolicy in tier 2, cluster-scoped policies in 1 and 3) can be reproduced.
+        Without them NetworkPolicy ACLs go in tier 0 and cluster-scoped cases are skipped."""
+        info = self.lab.ovn.info()
+        return info.acl_tiers and info.acl_pass
 
     # ------------------------------------------------------------------ life cycle
 
@@ -110,9 +127,10 @@ class LabBackend(Backend):
             raise
 
     def _setup(self, workload: Scenario) -> Scenario:
-        check_prerequisites()
+        check_prerequisites(self.lab.ovn)
         if self.lab.is_running():
             self._owns_lab = False
+            self._check_ovn()
             self._claim()
             self._clear_workload()  # leftovers of an earlier, interrupted run
         else:
@@ -150,7 +168,8 @@ class LabBackend(Backend):
         kwargs = {} if self.profile is None else {"profile": self.profile}
         self._applied = sync.reconcile_policies(
             self.lab.nbctl, scenario, {k: p.lsp for k, p in self._ports.items()},
-            applied=self._applied, gateways=[self.subnet.gateway], between=settle, **kwargs)
+            applied=self._applied, gateways=[self.subnet.gateway], between=settle,
+            acl_tiers=self.lab.ovn.info().acl_tiers, **kwargs)
         self._scenario = scenario
         self.lab.sync(self.sync_timeout)
         # Each policy state starts from an empty conntrack and datapath flow cache, so nothing
@@ -326,6 +345,16 @@ class LabBackend(Backend):
         if vips != self._vips:
             topo.set_load_balancers(self.lab, vips, self._lb_switches())
             self._vips = vips
+
+    def _check_ovn(self) -> None:
+        """Refuse to attach to a running lab of another OVN: its records would carry the
+        wrong version, and the ctl tools would not be the daemons' own."""
+        state = self.lab.load_state()
+        running = state.get("ovn", "host")
+        if running != self.lab.ovn.choice:
+            raise LabError(f"lab {self.lab.name!r} runs OVN {state.get('ovn_version', '?')} "
+                           f"({running}), this run asked for --lab-ovn {self.lab.ovn.choice}: "
+                           f"stop it with 'kubeovn-conformance lab down' or ask for {running}")
 
     def _claim(self) -> None:
         """Mark the lab as used by this process; refuse one a live process uses: attaching

@@ -83,6 +83,11 @@ class Profile:
     resync_recreates_address_sets: bool = False
     # NP_ENFORCEMENT (1.15+): "standard" drops all IP; "lax" drops only TCP/UDP/SCTP.
     enforcement: str = "standard"
+    # The OVN ACL tier of NetworkPolicy ACLs: 2 (util.NetpolACLTier) since the tiers that
+    # AdminNetworkPolicy needs arrived (v1.13.0), none (0) before. An OVN without tiers
+    # (before 23.06, e.g. Debian 12's 23.03) puts every ACL in tier 0 whatever this says:
+    # the lab applies it only where the northbound schema has ACL.tier.
+    netpol_acl_tier: int = 2
     # Load balancers attached to underlay switches (ENABLE_LB and the subnet's enableLb).
     # False models ENABLE_LB=false: ClusterIP traffic then leaves OVN un-DNAT'd; in a real
     # cluster kube-proxy on the node would DNAT it, in the lab nothing does and it is dropped.
@@ -186,6 +191,11 @@ FIXES: tuple[Fix, ...] = (
         introduced="v1.12.1",
         source="v1.13.5 pkg/ovs/ovn-nb-acl.go:85 drop only with the `.0` set; "
                "v1.13.5 pkg/controller/network_policy.go:340-347 rule skipped when empty"),
+    Fix("acl-tiers", "netpol_acl_tier", 0, 2, ("9e928d639",), "v1.13.0",
+        source="v1.12.35 pkg/ovs/ovn-nb-acl.go:803 newACL without a tier; v1.13.0 "
+               "pkg/util/const.go:161 NetpolACLTier = 2, pkg/ovs/ovn-nb-acl.go:44,63,104,116 "
+               "and `Tier: tier` :876; v1.16.2 pkg/util/const.go:201, pkg/ovs/ovn-nb-acl.go:"
+               "112,154,216,251 and `Tier: tier` :1022,1056"),
     Fix("gateway-allow", "gateway_allow", True, False, ("a4c9b09ad",), "v1.15.0",
         source="v1.14.41 pkg/ovs/ovn-nb-acl.go:209,215 `ip4.src == <gw>` allow-stateless; "
                "v1.16.2 :303,309 `icmp6` only (IPv6, standard enforcement)"),

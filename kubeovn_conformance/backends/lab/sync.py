@@ -125,6 +125,8 @@ def _create_acl(pg: str, acl: Acl, ref: str) -> list[list[str]]:
     create = [f"--id=@{ref}", "create", "acl", f"direction={acl.direction}",
               f"priority={acl.priority}", f"match={_q(acl.match)}", f"action={acl.action}",
               *_map_args("options", acl.options), *_map_args("external_ids", acl.external_ids)]
+    if acl.tier:  # an OVN without tiers has no such column: tier 0 is its only tier
+        create.append(f"tier={acl.tier}")
     return [create, ["add", "port_group", pg, "acls", f"@{ref}"]]
 
 
@@ -171,8 +173,10 @@ def plan_commands(old: OvnPolicyState | None, new: OvnPolicyState) -> list[list[
         after = new.acls.get(pg, frozenset())
         for acl in sorted(before - after):
             # Port_Group.acls is a strong reference: removing it garbage-collects the row.
-            cmds.append(["--type=port-group", "acl-del", pg, acl.direction, str(acl.priority),
-                         acl.match])
+            # By its tier where it has one: the same match may exist in another tier.
+            tier = [f"--tier={acl.tier}"] if acl.tier else []
+            cmds.append(["--type=port-group", *tier, "acl-del", pg, acl.direction,
+                         str(acl.priority), acl.match])
         for acl in sorted(after - before):
             ref += 1
             cmds.extend(_create_acl(pg, acl, f"acl{ref}"))
@@ -199,7 +203,7 @@ def join_commands(cmds: Sequence[Sequence[str]]) -> list[str]:
 
 def next_applied(scenario: Scenario, ports: Mapping[str, str], profile: Profile,
                  applied: Applied | None, gateways: Iterable[str] = (),
-                 node_ips: Iterable[str] = ()) -> Applied:
+                 node_ips: Iterable[str] = (), acl_tiers: bool = False) -> Applied:
     """What the controller holds after it has seen `scenario` (pure)."""
     gateways, node_ips = list(gateways), list(node_ips)
     old = applied.policies if applied else {}
@@ -212,14 +216,16 @@ def next_applied(scenario: Scenario, ports: Mapping[str, str], profile: Profile,
             policies[policy.key] = old[policy.key]
     for policy in scenario.policies:
         if policy.key not in policies:
-            policies[policy.key] = policy_state(scenario, policy, ports, profile, gateways, node_ips)
+            policies[policy.key] = policy_state(scenario, policy, ports, profile, gateways, node_ips,
+                                                acl_tiers)
     return Applied(scenario, policies)
 
 
 def reconcile_policies(nbctl: Callable[..., str], scenario: Scenario, ports: Mapping[str, str],
                        profile: Profile = DEFAULT, applied: Applied | None = None, *,
                        gateways: Iterable[str] = (), node_ips: Iterable[str] = (),
-                       between: Callable[[], None] | None = None) -> Applied:
+                       between: Callable[[], None] | None = None,
+                       acl_tiers: bool = False) -> Applied:
     """Make the northbound policy objects what the controller would hold after `scenario`.
 
     nbctl(*argv) runs ovn-nbctl and raises on failure. `applied` is what the previous call
@@ -228,8 +234,9 @@ def reconcile_policies(nbctl: Callable[..., str], scenario: Scenario, ports: Map
     profile.resync_delete_then_add, re-synced policies lose their ACLs in a first
     transaction and get the new ones in a second; `between()` runs in that intermediate
     state (the backend waits for the datapath there and lets the runner sample it).
+    acl_tiers: the NB schema has ACL.tier (OVN 23.06+): ACLs go in the profile's tier.
     """
-    new = next_applied(scenario, ports, profile, applied, gateways, node_ips)
+    new = next_applied(scenario, ports, profile, applied, gateways, node_ips, acl_tiers)
     before = applied.state if applied else None
     after = new.state
     middle = _intermediate(applied, new, profile)

@@ -58,6 +58,7 @@ class Acl(NamedTuple):
     action: str
     options: tuple[tuple[str, str], ...] = ()
     external_ids: tuple[tuple[str, str], ...] = ()
+    tier: int = 0  # OVN ACL tier (OVN 23.06+); 0 is also where an OVN without tiers puts it
 
 
 @dataclass(frozen=True)
@@ -294,8 +295,9 @@ def _direction_acls(scenario: Scenario, policy: NetworkPolicy, profile: Profile,
 
 def policy_state(scenario: Scenario, policy: NetworkPolicy, ports: Mapping[str, str],
                  profile: Profile = DEFAULT, gateways: Iterable[str] = (),
-                 node_ips: Iterable[str] = ()) -> OvnPolicyState:
-    """The OVN objects of one policy."""
+                 node_ips: Iterable[str] = (), acl_tiers: bool = False) -> OvnPolicyState:
+    """The OVN objects of one policy. acl_tiers: the OVN has ACL tiers (then the ACLs go in
+    profile.netpol_acl_tier, as Kube-OVN puts them; else in tier 0)."""
     state = OvnPolicyState()
     pg = port_group_name(policy, profile)
     np_key = f"{policy.namespace}/{policy_id(policy, profile)}"
@@ -323,12 +325,14 @@ def policy_state(scenario: Scenario, policy: NetworkPolicy, ports: Mapping[str, 
                      "allow-related", (), _ids(parent=pg, np=np_key, rule="node")))
         acls.add(Acl(EGRESS, NODE_ALLOW_PRIORITY, f"inport == @{pg} && ip4.dst == {ip}",
                      "allow-related", egress_opts, _ids(parent=pg, np=np_key, rule="node")))
-    state.acls[pg] = frozenset(acls)
+    tier = profile.netpol_acl_tier if acl_tiers else 0
+    state.acls[pg] = frozenset(a._replace(tier=tier) for a in acls)
     return state
 
 
 def desired_state(scenario: Scenario, ports: Mapping[str, str], profile: Profile = DEFAULT,
-                  gateways: Iterable[str] = (), node_ips: Iterable[str] = ()) -> OvnPolicyState:
+                  gateways: Iterable[str] = (), node_ips: Iterable[str] = (),
+                  acl_tiers: bool = False) -> OvnPolicyState:
     """The OVN objects Kube-OVN would hold for the scenario's policies, all freshly synced.
 
     ports: pod key "ns/name" -> logical switch port; pods without one are not yet wired and
@@ -342,7 +346,8 @@ def desired_state(scenario: Scenario, ports: Mapping[str, str], profile: Profile
         # Two policies whose names map to one port group (`a-b` and `a.b`, or `allow` in
         # `team-a` and `allow.team` in `a`) overwrite each other: the later one wins, as the
         # later sync does in Kube-OVN (network_policy.go:135, DeleteAclsOps by port group).
-        state = state.merged(policy_state(scenario, policy, ports, profile, gateways, node_ips))
+        state = state.merged(policy_state(scenario, policy, ports, profile, gateways, node_ips,
+                                          acl_tiers))
     return state
 
 
@@ -363,6 +368,7 @@ def describe_state(state: OvnPolicyState) -> str:
         lines.append(f"port group {pg} [{ids}]: {members}")
         for acl in sorted(state.acls.get(pg, ()), key=_acl_sort_key):
             flags = " [after-lb]" if ("apply-after-lb", "true") in acl.options else ""
+            flags += f" [tier {acl.tier}]" if acl.tier else ""
             lines.append(f"  {acl.direction:>10} {acl.priority:>5} ({acl.match}) "
                          f"{acl.action}{flags}")
     for name in sorted(state.address_sets):
