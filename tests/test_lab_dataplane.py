@@ -27,6 +27,7 @@ from kubeovn_conformance.backends.lab.daemons import (
     missing_binaries,
     netns_list,
 )
+from kubeovn_conformance.backends.lab.mounts import mounts_under
 from kubeovn_conformance.model import (
     ContainerPort,
     LabelSelector,
@@ -105,6 +106,8 @@ def assert_nothing_left(lab: Lab, links_before: set[str], agents: list[int]) -> 
     assert [pid for pid in agents if alive(pid)] == []
     assert not lab.dir.exists()
     assert set(root_links()) == links_before
+    # The OVN root's view (--lab-ovn 25.03): nothing stays mounted.
+    assert mounts_under(lab.root_view) == [] and not lab.root_view.exists()
 
 
 def root_links() -> list[str]:

@@ -44,6 +44,15 @@ from kubeovn_conformance.backends.lab.daemons import (
 from kubeovn_conformance.model import Pod, Scenario
 
 MODES = ("overlay", "underlay")
+# Each policy state can start from an empty conntrack table and datapath flow cache, so that
+# nothing an earlier state left decides a probe. Measured on Debian 12's OVS 3.1 (host OVN):
+# without the conntrack flush its userspace conntrack hit an assertion (conntrack.c
+# conn_update_state) after a few thousand NAT'd probes and killed ovs-vswitchd; without
+# dropping the cached datapath flows, underlay Service probes kept an earlier state's
+# verdict for longer than the deadline in long runs.
+FLUSHES = {"conntrack": "dpctl/flush-conntrack", "flows": "dpctl/del-flows"}
+NEEDED_FLUSHES: dict[str, tuple[str, ...]] = {"host": ("conntrack", "flows"),
+                                              "25.03": ("conntrack", "flows")}
 AGENT_READY_TIMEOUT = 15.0
 PROBE_GRACE = 20.0  # beyond the probe timeout: interpreter start-up, netns exec, output
 
@@ -172,15 +181,23 @@ class LabBackend(Backend):
             acl_tiers=self.lab.ovn.info().acl_tiers, **kwargs)
         self._scenario = scenario
         self.lab.sync(self.sync_timeout)
-        # Each policy state starts from an empty conntrack and datapath flow cache, so nothing
-        # an earlier state left can decide a probe. Measured, not assumed: without the flush,
-        # Debian's OVS 3.1 userspace conntrack hit an assertion (conntrack.c conn_update_state)
-        # after a few thousand NAT'd probes and killed ovs-vswitchd; without dropping the
-        # cached datapath flows, underlay Service probes kept an earlier state's verdict for
-        # longer than the deadline in long runs.
-        self.lab.appctl("ovs-vswitchd", "dpctl/flush-conntrack")
-        self.lab.appctl("ovs-vswitchd", "dpctl/del-flows")
+        for flush in self.flushes:
+            self.lab.appctl("ovs-vswitchd", FLUSHES[flush])
         return scenario
+
+    @property
+    def flushes(self) -> tuple[str, ...]:
+        """Datapath state dropped after every policy change (see FLUSHES), per OVN;
+        KOCL_LAB_FLUSH=conntrack,flows|none overrides it (to measure again)."""
+        env = os.environ.get("KOCL_LAB_FLUSH")
+        if env is not None:
+            wanted = tuple(f for f in env.replace(",", " ").split() if f != "none")
+            unknown = [f for f in wanted if f not in FLUSHES]
+            if unknown:
+                raise LabError(f"KOCL_LAB_FLUSH: unknown {', '.join(unknown)}; "
+                               f"give {', '.join(FLUSHES)} or none")
+            return wanted
+        return NEEDED_FLUSHES.get(self.lab.ovn.choice, tuple(FLUSHES))
 
     def set_profile(self, profile: Any) -> None:
         """Switch the Kube-OVN behaviour between cases: only while no policy is applied, so
