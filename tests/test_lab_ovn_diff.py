@@ -64,6 +64,9 @@ def test_host_ovn_and_25_03_see_the_same_verdicts(mode: str, tmp_path: Path) -> 
         tree = ElementTree.parse(d / "junit.xml")
         found = {p.get("value") for p in tree.iter("property") if p.get("name") == "ovn_version"}
         assert found == versions[ovn], (ovn, found)
+    # Implementation-defined cells (hairpin) may differ; shown, never failed.
+    for change in compare_cells(records["host"], records["25.03"], defined=False):
+        print(f"  undefined cell differs: {change.describe()}")
     changes = compare_cells(records["host"], records["25.03"])
     assert records["host"] and not changes, (
         f"{len(changes)} cells differ between host OVN and 25.03:\n"

@@ -70,14 +70,17 @@ def test_mirror_comes_from_apt_sources_of_the_host_suite(tmp_path: Path,
         "Components: main\n")
     (d / "c.list.disabled").write_text("deb http://disabled.example/debian bookworm main\n")
     paths = (tmp_path / "sources.list", d)
-    assert ovnroot.debian_mirror(paths, "bookworm") == "http://archive.example/debian"
+    assert ovnroot.debian_mirror(paths, "bookworm", "debian") == "http://archive.example/debian"
     (tmp_path / "sources.list").write_text(
         "# comment\ndeb [arch=amd64] http://oneline.example/debian bookworm main\n")
-    assert ovnroot.debian_mirror(paths, "bookworm") == "http://oneline.example/debian"
+    assert ovnroot.debian_mirror(paths, "bookworm", "debian") == "http://oneline.example/debian"
     with pytest.raises(ovnroot.RootUnavailable, match="no Debian archive for suite trixie"):
-        ovnroot.debian_mirror(paths, "trixie")
+        ovnroot.debian_mirror(paths, "trixie", "debian")
+    # Ubuntu's archive has no trixie: its apt sources are no answer.
+    with pytest.raises(ovnroot.RootUnavailable, match=r"no Debian archive \(ID=ubuntu\)"):
+        ovnroot.debian_mirror(paths, "bookworm", "ubuntu")
     monkeypatch.setenv("KOCL_DEBIAN_MIRROR", "http://override.example/debian")
-    assert ovnroot.debian_mirror(paths, "trixie") == "http://override.example/debian"
+    assert ovnroot.debian_mirror(paths, "trixie", "ubuntu") == "http://override.example/debian"
 
 
 def test_mountinfo_is_read_deepest_first_with_escapes(tmp_path: Path) -> None:
@@ -183,6 +186,41 @@ def test_diff_never_mixes_ovn_versions_silently(tmp_path: Path,
     assert "lab:v1.16.2+ovn23.03.1 -> lab:v1.16.2+ovn25.03.0 overlay" in out
     same = diff.compare([load_run(old)], [load_run(_run_dir(tmp_path, "host2", "23.03.1", "fail"))])
     assert [c.kind for c in same] == ["regression"]
+
+
+def test_cell_diff_names_changed_and_missing_cells_and_keeps_undefined_apart() -> None:
+    from kubeovn_conformance.report.celldiff import compare_cells
+
+    base = {"case": "c", "step": "initial", "client": "x/a", "target": "y/b", "path": "pod",
+            "port": 80, "protocol": "TCP", "verdict": "allow", "observed": "connected",
+            "outcome": "pass"}
+    refused = {**base, "observed": "refused"}  # allowed, nothing listening: same verdict
+    dropped = {**base, "observed": "timeout", "outcome": "fail"}
+    hairpin = {**base, "target": "y/svc/b", "path": "service", "verdict": "undefined",
+               "outcome": "undefined"}
+    other = {**base, "port": 81}
+    assert compare_cells([base, hairpin], [{**refused}, {**hairpin, "observed": "timeout"}]) == []
+    changes = compare_cells([base, other], [dropped])
+    assert [c.describe() for c in changes] == [
+        "c [initial] x/a -> y/b pod 80/TCP: allow (pass) -> deny (fail)",
+        "c [initial] x/a -> y/b pod 81/TCP: allow (pass) -> absent"]
+    undefined = compare_cells([hairpin], [{**hairpin, "observed": "timeout"}], defined=False)
+    assert [(c.old, c.new) for c in undefined] == [(("allow", "undefined"), ("deny", "undefined"))]
+
+
+def test_flushes_are_per_ovn_and_overridable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubeovn_conformance.backends.lab.backend import LabBackend
+
+    monkeypatch.delenv("KOCL_LAB_FLUSH", raising=False)
+    assert LabBackend(ovn="host").flushes == ("conntrack", "flows")
+    assert LabBackend(ovn="25.03").flushes == ()  # measured: see NEEDED_FLUSHES
+    monkeypatch.setenv("KOCL_LAB_FLUSH", "conntrack")
+    assert LabBackend(ovn="25.03").flushes == ("conntrack",)
+    monkeypatch.setenv("KOCL_LAB_FLUSH", "none")
+    assert LabBackend(ovn="host").flushes == ()
+    monkeypatch.setenv("KOCL_LAB_FLUSH", "everything")
+    with pytest.raises(LabError, match="KOCL_LAB_FLUSH: unknown everything"):
+        _ = LabBackend(ovn="host").flushes
 
 
 # --------------------------------------------------------------------------- the root

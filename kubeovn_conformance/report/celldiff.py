@@ -4,7 +4,9 @@ The case-level diff (diff.py) says which cases changed outcome; this compares ev
 cell (case, step, client, target, path, port, protocol) of two runs, e.g. the lab on the
 host's OVN against the lab on OVN 25.03: what each saw, as a verdict (`allow` for connected
 or refused, `deny` for a timeout, `error`), and its outcome. A cell only one side has is a
-change too (a case that did not run on one side is not "the same").
+change too (a case that did not run on one side is not "the same"). Cells whose expected
+verdict is `undefined` (hairpin through the pod's own Service, ...) are implementation-defined:
+`compare_cells(..., defined=False)` lists only those, for a reader, never for a verdict.
 """
 
 from __future__ import annotations
@@ -42,14 +44,17 @@ def _show(side: tuple[str, str] | None) -> str:
     return "absent" if side is None else f"{side[0]} ({side[1]})"
 
 
-def _index(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, ...], tuple[str, str]]:
+def _index(records: Iterable[Mapping[str, Any]], defined: bool
+           ) -> dict[tuple[str, ...], tuple[str, str]]:
     # A cell recorded twice (a retried case) counts by its last record, as the summary does.
-    return {cell_key(r): (seen(r), str(r.get("outcome") or "")) for r in records}
+    return {cell_key(r): (seen(r), str(r.get("outcome") or "")) for r in records
+            if (r.get("verdict") != "undefined") == defined}
 
 
-def compare_cells(old: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]]
-                  ) -> list[CellChange]:
-    """Every cell whose verdict or outcome differs, or that only one side has, sorted."""
-    a, b = _index(old), _index(new)
+def compare_cells(old: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]],
+                  defined: bool = True) -> list[CellChange]:
+    """Every cell whose verdict or outcome differs, or that only one side has, sorted.
+    defined=False: the same over the implementation-defined cells only."""
+    a, b = _index(old, defined), _index(new, defined)
     return [CellChange(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())
             if a.get(k) != b.get(k)]

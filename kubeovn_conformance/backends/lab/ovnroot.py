@@ -65,10 +65,10 @@ def default_cache_dir() -> Path:
 # --------------------------------------------------------------------------- the mirror
 
 
-def _host_codename() -> str:
+def _os_release(key: str) -> str:
     with contextlib.suppress(OSError):
         for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("VERSION_CODENAME="):
+            if line.startswith(f"{key}="):
                 return line.split("=", 1)[1].strip().strip('"')
     return ""
 
@@ -105,13 +105,19 @@ def _source_entries(paths: tuple[Path, ...] = SOURCES) -> Iterator[tuple[list[st
                         yield [words[0]], [words[1]]
 
 
-def debian_mirror(paths: tuple[Path, ...] = SOURCES, codename: str | None = None) -> str:
+def debian_mirror(paths: tuple[Path, ...] = SOURCES, codename: str | None = None,
+                  os_id: str | None = None) -> str:
     """The Debian archive this machine's apt is configured with (KOCL_DEBIAN_MIRROR wins):
-    the first `deb` entry that serves the host's own suite (not -security, -updates)."""
+    the first `deb` entry that serves the host's own suite (not -security, -updates). On a
+    distribution other than Debian (Ubuntu: its archive has no trixie) only the variable."""
     env = os.environ.get("KOCL_DEBIAN_MIRROR")
     if env:
         return env
-    codename = _host_codename() if codename is None else codename
+    os_id = _os_release("ID") if os_id is None else os_id
+    if os_id != "debian":
+        raise RootUnavailable(f"this machine's apt has no Debian archive (ID={os_id or '?'}): "
+                              "set KOCL_DEBIAN_MIRROR to one, or run --lab-ovn host")
+    codename = _os_release("VERSION_CODENAME") if codename is None else codename
     for uris, suites in _source_entries(paths):
         if uris and (codename in suites if codename else
                      any("-" not in s for s in suites)):
