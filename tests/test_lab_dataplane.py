@@ -228,7 +228,16 @@ def test_underlay_vlan_tag_is_real(lab: tuple[LabBackend, Scenario]) -> None:
             "svc": ("timeout", ""), "pod": ("connected", f"{NS}/a")}
     finally:
         backend.lab.vsctl("set", "port", topo.GATEWAY_HOST_IF, "tag=100")
-    assert by_id(backend.probe(f"{NS}/b", targets, TIMEOUT))["svc"] == ("connected", f"{NS}/a")
+    # ovs-vswitchd applies the tag asynchronously: the first SYN after it is often lost (seen
+    # on OVS 3.1 in 4 of 4 and on 3.5 in 3 of 4 tries of this sequence after a policy was
+    # removed), and TCP retransmits only after the 1 s probe timeout. The path must come
+    # back within a few probes, as the runner's deadline allows.
+    seen = []
+    for _ in range(5):
+        seen.append(by_id(backend.probe(f"{NS}/b", targets, TIMEOUT))["svc"])
+        if seen[-1][0] == "connected":
+            break
+    assert seen[-1] == ("connected", f"{NS}/a"), seen
 
 
 @needs_lab
