@@ -41,31 +41,10 @@ from kubeovn_conformance.backends.lab.daemons import (
     start_time,
     user_alive,
 )
+from kubeovn_conformance.backends.lab.ovnruntime import FLUSHES, datapath_flushes
 from kubeovn_conformance.model import Pod, Scenario
 
 MODES = ("overlay", "underlay")
-# Each policy state can start from an empty conntrack table and datapath flow cache, so that
-# nothing an earlier state left decides a probe. Why, per OVN (measured, not assumed):
-# - host (Debian 12, OVS 3.1 / OVN 23.03), kept: without the conntrack flush its userspace
-#   conntrack hit an assertion (conntrack.c conn_update_state) after a few thousand NAT'd
-#   probes and killed ovs-vswitchd; without dropping the cached datapath flows, underlay
-#   Service probes kept an earlier state's verdict for longer than the deadline in long runs
-#   (e8728d8, 2026-11-25). Not reproduced on 2026-12-04 (all suites, underlay, no flush:
-#   35,295 dials, 24,598 through Services, no crash, outcomes as with the flushes) since
-#   Service probes use their own source ports; a sporadic assertion is not disproved by one
-#   clean run, so the host keeps both.
-# - 25.03 (Debian 13, OVS 3.5 / OVN 25.03): the conntrack flush is dropped, the flow flush
-#   kept. All suites without any flush, underlay 36,061 dials (25,371 through Services) and
-#   overlay 22,748 (12,056), plus 22,890 in the 8 upstream cases with policy updates and
-#   relabels: no infra-error, ovs-vswitchd alive, every probe cell the same as with both
-#   flushes (report/celldiff.py: 0 of 18,547 differ). tests/test_lab_dataplane.py, whose
-#   underlay VLAN test then probed a Service once right after a policy was removed and the
-#   gateway's tag changed twice, failed 5 of 5 runs without flushes, 3 of 3 with the
-#   conntrack flush alone, 3 of 7 with both and 3 of 11 with the flow flush alone: the first
-#   SYN after the tag change is lost (on OVS 3.1 too, so that test now allows a few probes),
-#   and dropping the cached datapath flows after each state makes that rarer. Kept: flows.
-FLUSHES = {"conntrack": "dpctl/flush-conntrack", "flows": "dpctl/del-flows"}
-NEEDED_FLUSHES: dict[str, tuple[str, ...]] = {"host": ("conntrack", "flows"), "25.03": ("flows",)}
 AGENT_READY_TIMEOUT = 15.0
 PROBE_GRACE = 20.0  # beyond the probe timeout: interpreter start-up, netns exec, output
 
@@ -200,17 +179,8 @@ class LabBackend(Backend):
 
     @property
     def flushes(self) -> tuple[str, ...]:
-        """Datapath state dropped after every policy change (see FLUSHES), per OVN;
-        KOCL_LAB_FLUSH=conntrack,flows|none overrides it (to measure again)."""
-        env = os.environ.get("KOCL_LAB_FLUSH")
-        if env is not None:
-            wanted = tuple(f for f in env.replace(",", " ").split() if f != "none")
-            unknown = [f for f in wanted if f not in FLUSHES]
-            if unknown:
-                raise LabError(f"KOCL_LAB_FLUSH: unknown {', '.join(unknown)}; "
-                               f"give {', '.join(FLUSHES)} or none")
-            return wanted
-        return NEEDED_FLUSHES.get(self.lab.ovn.choice, tuple(FLUSHES))
+        """Datapath state dropped after every policy change, per OVN (ovnruntime.FLUSHES)."""
+        return datapath_flushes(self.lab.ovn.choice)
 
     def set_profile(self, profile: Any) -> None:
         """Switch the Kube-OVN behaviour between cases: only while no policy is applied, so
