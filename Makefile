@@ -62,7 +62,8 @@ test: ## everything that runs without a cluster: unit tests, lint, lab suites (r
 	$(MAKE) --no-print-directory lab
 
 # Nightly, not in `make test`: the suites on the newest tag of every release line (each a
-# patch-level profile), both modes, and the bug corpus in both modes. About 45 minutes.
+# patch-level profile), both modes, the bug corpus in both modes, and the host-OVN vs OVN 25.03
+# per-cell diff in both modes (`make unit` runs it in overlay only). About 46 minutes.
 LAB_FULL_PROFILES ?= v1.12.35 v1.13.15 v1.14.41 v1.15.24 v1.16.2
 lab-full: $(PY) ## nightly: suites on every release line's newest tag, both modes; the corpus in both modes (root)
 	@failed=0; \
@@ -70,6 +71,8 @@ lab-full: $(PY) ## nightly: suites on every release line's newest tag, both mode
 	  $(MAKE) --no-print-directory lab LAB_PROFILE=$$profile || failed=1; \
 	done; \
 	KOC_CORPUS_MODES="overlay underlay" $(PYTEST) tests/test_history_corpus.py -p no:cacheprovider -v \
+	  || failed=1; \
+	KOC_OVN_DIFF_MODES="overlay underlay" $(PYTEST) tests/test_lab_ovn_diff.py -p no:cacheprovider -v \
 	  || failed=1; \
 	exit $$failed
 

@@ -11,11 +11,11 @@ the packed scenario anyway, so even those would be judged right.
 One thing couples slots in Kube-OVN itself: a label change re-syncs every policy that matches
 the relabelled object, in any namespace (mechanism.resynced_policies), and a pod created in one
 slot re-syncs policies of others that match it. So cases whose steps change labels or the
-workload pack only with each other, and only when no policy of one slot selects (as target or
-peer) a pod or namespace of another in any step (`coupled`): then no slot's change re-syncs
-another slot's policies, and each slot's controller history is the one it has alone. The
-rest run alone. Names on `kubernetes.io/metadata.name` selectors are rewritten with their
-namespaces.
+workload run alone (`packable`), as do cases with cluster-scoped policies (`alone`). Tried and
+measured: packing pod-creating and Service-changing cases with each other where no slot
+selects another's pods gave a single pack in the generated suite (relabel cases, which must
+run alone, split the runs), so it was not kept. Names on `kubernetes.io/metadata.name`
+selectors are rewritten with their namespaces.
 """
 
 from __future__ import annotations
@@ -111,9 +111,8 @@ def alone(case: Case) -> bool:
 
 
 def groups(cases: Sequence[Case], size: int) -> list[list[Case]]:
-    """Consecutive cases with the same workload, `size` at most per group: policy-only cases
-    together, cases that change labels or the workload together when that couples no slots;
-    every other case is a group of its own. Order is kept."""
+    """Consecutive policy-only cases with the same workload, `size` at most per group; every
+    other case is a group of its own. Order is kept."""
     out: list[list[Case]] = []
     for case in cases:
         last = out[-1] if out else None
@@ -126,35 +125,7 @@ def groups(cases: Sequence[Case], size: int) -> list[list[Case]]:
 
 
 def _joins(group: list[Case], case: Case) -> bool:
-    if alone(case) or alone(group[0]):
-        return False
-    if packable(case) or packable(group[0]):
-        return packable(case) and packable(group[0])
-    return not coupled(pack([*group, case]))
-
-
-def coupled(packed: Packed) -> bool:
-    """Would one slot's label or workload change re-sync another slot's policies? True when,
-    in some step, a policy of one case's slot selects (isPodMatchNetworkPolicy /
-    isNamespaceMatchNetworkPolicy: target or peer) a pod or namespace of another case's."""
-    from kubeovn_conformance.mechanism import namespace_matches, pod_matches
-
-    live = _addressed(packed.workload)
-    real = len(packed.cases)
-    for index in range(len(packed.step_names)):
-        s = packed.build(live, index)
-        for pol in s.policies:
-            own = packed.slot_of(pol.key)
-            for pod in s.pods:
-                slot = packed.slot_of(pod.key)
-                if slot != own and slot is not None and slot < real and pod_matches(s, pod, pol):
-                    return True
-            for ns in s.namespaces:
-                slot = packed.slot_of(f"{ns.name}/")
-                if slot != own and slot is not None and slot < real and \
-                        namespace_matches(ns.label_map, pol):
-                    return True
-    return False
+    return not alone(case) and not alone(group[0]) and packable(case) and packable(group[0])
 
 
 # --------------------------------------------------------------------------- the packed case

@@ -54,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--lab-profile", default=None,
                 help="lab: Kube-OVN behaviour to reproduce: a tag (v1.15.6), a line (v1.15 = its "
                      "newest tag), history:<fix id> (clusters/kube-ovn-history.yaml); default newest")
+    g.addoption("--lab-ovn", choices=("host", "25.03"), default="25.03",
+                help="lab: the OVN that runs the daemons: 25.03 (default; a Debian 13 root "
+                     "built once into .cache/lab-root/) or host (the distribution's packages)")
     g.addoption("--vlan-id", type=int, default=100, help="lab underlay: VLAN tag (0 = untagged)")
     g.addoption("--probe-timeout", type=float, default=None,
                 help="seconds per probe (default: the backend's, lab 0.5, kind 1.0)")
@@ -97,12 +100,15 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(e)) from None
     if config.getoption("--backend") == "lab" and not config.option.collectonly:
         # One clear line before any case runs, not the same error once per case.
-        from kubeovn_conformance.backends.lab.daemons import LabError, check_prerequisites
+        from kubeovn_conformance.backends.lab.daemons import Lab, LabError, check_prerequisites
 
         try:
-            check_prerequisites()
+            ovn = Lab(ovn=config.getoption("--lab-ovn")).ovn
+            check_prerequisites(ovn)
+            ovn.info()  # the OVN root is built here, once, before any case runs
         except LabError as e:
-            raise pytest.UsageError(f"--backend lab: {e}") from None
+            raise pytest.UsageError(f"--backend lab --lab-ovn {config.getoption('--lab-ovn')}: "
+                                    f"{e}") from None
     run_dir = Path(config.getoption("--reports-dir")) / _run_id(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not config.option.xmlpath:
@@ -198,7 +204,8 @@ def make_backend(config: pytest.Config, run_id: str) -> Backend:
         from kubeovn_conformance.backends.lab.profile import DEFAULT, get_profile
 
         profile = get_profile(config.getoption("--lab-profile") or DEFAULT.name)
-        return LabBackend(mode=mode, profile=profile, vlan_id=config.getoption("--vlan-id"))
+        return LabBackend(mode=mode, profile=profile, vlan_id=config.getoption("--vlan-id"),
+                          ovn=config.getoption("--lab-ovn"))
     from kubeovn_conformance.backends.kind import KindBackend
 
     return KindBackend(kubeconfig=config.getoption("--kubeconfig"), mode=mode,
@@ -214,9 +221,15 @@ class Conformance:
         run_id = _run_id(config)
         worker = getattr(config, "workerinput", {}).get("workerid", "")
         self.backend = make_backend(config, f"{run_id}-{worker}" if worker else run_id)
+        try:  # the lab's OVN (its root is built here on first use); "" where unknown
+            ovn_version = str(getattr(self.backend, "ovn_version", "") or "")
+        except InfraError as e:
+            pytest.exit(f"--lab-ovn {config.getoption('--lab-ovn')}: {e}", returncode=2)
+        config._kubeovn_ovn_version = ovn_version  # type: ignore[attr-defined]
         self.run = _KeepingRun(run_id, config.getoption("--backend"), config.getoption("--mode"),
                                _version(config), _profile(config),
-                               Path(config.getoption("--reports-dir")) / run_id)
+                               Path(config.getoption("--reports-dir")) / run_id,
+                               ovn_version=ovn_version)
         self.run.prepare()
         self._reports: dict[str, Any] = {}  # case id -> report of a pack that ran ahead
         self._errors: dict[str, str] = {}
@@ -238,7 +251,8 @@ class Conformance:
         """Run `case`; fail with the truth tables when it disagrees. `item` (the pytest node)
         gets JUnit properties: version, mode, backend, profile, convergence, probes."""
         meta = {"kube_ovn_version": self.run.kube_ovn_version, "mode": self.run.mode,
-                "backend": self.run.backend, "profile": self.run.profile}
+                "backend": self.run.backend, "profile": self.run.profile,
+                "ovn_version": self.run.ovn_version}
         reason = self.skip_reason(case)
         if reason:
             self.run.case_record(case.id, direction=case.direction, outcome="skipped", probes=0,
@@ -377,7 +391,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     info = RunInfo(_run_id(config), config.getoption("--backend"), config.getoption("--mode"),
                    _version(config), _profile(config), run_dir,
-                   started=getattr(config, "_kubeovn_started", time.time()))
+                   started=getattr(config, "_kubeovn_started", time.time()),
+                   ovn_version=getattr(config, "_kubeovn_ovn_version", ""))
     summary = info.write_summary()
     probes = len(read_jsonl(info.results_path))
     config._kubeovn_totals = (len(summary["cases"]), probes,  # type: ignore[attr-defined]

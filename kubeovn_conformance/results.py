@@ -59,6 +59,17 @@ class RunInfo:
     profile: str
     directory: Path
     started: float = field(default_factory=time.time)
+    # The OVN the cases ran on (`ovn-nbctl --version`), where the backend knows it (the lab):
+    # in every record and the summary, so runs on different OVNs never mix silently.
+    ovn_version: str = ""
+
+    @property
+    def meta(self) -> dict[str, str]:
+        out = {"run_id": self.run_id, "backend": self.backend, "mode": self.mode,
+               "kube_ovn_version": self.kube_ovn_version, "profile": self.profile}
+        if self.ovn_version:
+            out["ovn_version"] = self.ovn_version
+        return out
 
     @property
     def results_path(self) -> Path:
@@ -72,8 +83,7 @@ class RunInfo:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def probe_records(self, records: Iterable[Mapping[str, Any]]) -> None:
-        base = {"run_id": self.run_id, "backend": self.backend, "mode": self.mode,
-                "kube_ovn_version": self.kube_ovn_version, "profile": self.profile}
+        base = self.meta
         _append_lines(self.results_path, ({**base, **r} for r in records))
 
     def case_record(self, case: str, **fields: Any) -> None:
@@ -81,9 +91,8 @@ class RunInfo:
 
     def write_summary(self) -> dict[str, Any]:
         cases = {c.pop("case"): c for c in read_jsonl(self.cases_path)}
-        summary = {"run_id": self.run_id, "backend": self.backend, "mode": self.mode,
-                   "kube_ovn_version": self.kube_ovn_version, "profile": self.profile,
-                   "started": _iso(self.started), "finished": _iso(time.time()), "cases": cases}
+        summary = {**self.meta, "started": _iso(self.started), "finished": _iso(time.time()),
+                   "cases": cases}
         (self.directory / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
         return summary
 

@@ -46,7 +46,8 @@ def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_as_root_installs_only_what_is_missing_saying_so_in_one_line(tmp_path):
-    env = _machine(tmp_path, 0, {"iproute2", "procps", "ethtool", "python3-venv", "chromium"}, npm=False)
+    env = _machine(tmp_path, 0, {"iproute2", "procps", "ethtool", "python3-venv", "chromium",
+                                 "debootstrap"}, npm=False)
     r = _run(env)
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines() == [
@@ -59,7 +60,7 @@ def test_as_root_installs_only_what_is_missing_saying_so_in_one_line(tmp_path):
 
 def test_as_root_with_everything_installed_is_silent(tmp_path):
     every = {"openvswitch-switch", "ovn-central", "ovn-host", "iproute2", "ethtool", "procps",
-             "python3-venv", "chromium"}
+             "python3-venv", "chromium", "debootstrap"}
     r = _run(_machine(tmp_path, 0, every))
     assert (r.returncode, r.stderr) == (0, "")
     assert not (tmp_path / "apt.log").exists()

@@ -27,6 +27,7 @@ from kubeovn_conformance.backends.lab.daemons import (
     missing_binaries,
     netns_list,
 )
+from kubeovn_conformance.backends.lab.mounts import mounts_under
 from kubeovn_conformance.model import (
     ContainerPort,
     LabelSelector,
@@ -105,6 +106,8 @@ def assert_nothing_left(lab: Lab, links_before: set[str], agents: list[int]) -> 
     assert [pid for pid in agents if alive(pid)] == []
     assert not lab.dir.exists()
     assert set(root_links()) == links_before
+    # The OVN root's view (--lab-ovn 25.03): nothing stays mounted.
+    assert mounts_under(lab.root_view) == [] and not lab.root_view.exists()
 
 
 def root_links() -> list[str]:
@@ -225,7 +228,16 @@ def test_underlay_vlan_tag_is_real(lab: tuple[LabBackend, Scenario]) -> None:
             "svc": ("timeout", ""), "pod": ("connected", f"{NS}/a")}
     finally:
         backend.lab.vsctl("set", "port", topo.GATEWAY_HOST_IF, "tag=100")
-    assert by_id(backend.probe(f"{NS}/b", targets, TIMEOUT))["svc"] == ("connected", f"{NS}/a")
+    # ovs-vswitchd applies the tag asynchronously: the first SYN after it is often lost (seen
+    # on OVS 3.1 in 4 of 4 and on 3.5 in 3 of 4 tries of this sequence after a policy was
+    # removed), and TCP retransmits only after the 1 s probe timeout. The path must come
+    # back within a few probes, as the runner's deadline allows.
+    seen = []
+    for _ in range(5):
+        seen.append(by_id(backend.probe(f"{NS}/b", targets, TIMEOUT))["svc"])
+        if seen[-1][0] == "connected":
+            break
+    assert seen[-1] == ("connected", f"{NS}/a"), seen
 
 
 @needs_lab

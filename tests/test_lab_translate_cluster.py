@@ -440,14 +440,6 @@ def test_the_lab_backend_skips_cluster_cases_without_tiers_and_runs_the_rest(tmp
     assert lab._netpol_tier() == 0  # no tiers in Kube-OVN before v1.13
 
 
-def test_the_kind_backend_skips_cluster_cases_until_it_applies_them() -> None:
-    from kubeovn_conformance.backends.kind import KindBackend
-
-    kind = KindBackend(kubeconfig="/nonexistent", run_id="t")
-    reason = kind.skip_reason(_case("cluster-cnp-priority-field"))
-    assert reason is not None and "does not apply AdminNetworkPolicy" in reason
-
-
 def test_known_issues_name_exactly_the_cases_where_kube_ovn_differs() -> None:
     from kubeovn_conformance.report.known import find_known, load_known
 

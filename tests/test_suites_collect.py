@@ -92,12 +92,16 @@ def test_every_step_has_expectations_with_reasons(case) -> None:  # type: ignore
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="as non-root the lab says it needs root first")
-def test_lab_without_its_packages_is_one_clear_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("ovn", "package"), [("host", "ovn-central"), ("25.03", "iproute2")])
+def test_lab_without_its_packages_is_one_clear_line(tmp_path: Path, ovn: str, package: str) -> None:
+    # host: OVN's own packages; 25.03: OVN comes from the root, the host's plumbing is missing.
     empty = tmp_path / "bin"
     empty.mkdir()
     proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider",
-                           "--reports-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, check=False, env={"PATH": str(empty)})
+                           "--reports-dir", str(tmp_path), "--lab-ovn", ovn], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={"PATH": str(empty)})
     assert proc.returncode == 4
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines == [lines[0]] and "apt-get install" in lines[0] and "ovn-central" in lines[0]
+    assert lines == [lines[0]] and "apt-get install" in lines[0] and package in lines[0]
+    assert f"--lab-ovn {ovn}" in lines[0]

@@ -63,7 +63,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     old, new = load_runs([args.old]), load_runs([args.new])
     changes = diff.compare(old, new, across_versions=args.across_versions)
     note = ""
-    if not args.across_versions and diff.no_common_columns(old, new):
+    if not args.across_versions:
+        note = diff.ovn_mismatch(old, new)
+    if not note and not args.across_versions and diff.no_common_columns(old, new):
         note = "note: OLD and NEW share no (version, mode); to compare versions use --across-versions"
     render = diff.render_markdown if args.format == "markdown" else diff.render_text
     _write(render(changes, note), args.output)

@@ -1,7 +1,9 @@
 """Regression diff between two runs or matrices (nightly to nightly, version to version).
 
 Cases are compared per (case, mode, version); with across_versions per (case, mode), for
-comparing one version's run with another's. Exit status of the command: 1 on a regression.
+comparing one version's run with another's. A version includes the OVN a run recorded
+(`lab:v1.16.2+ovn25.03.0`): runs on different OVNs are never compared unless asked for with
+across_versions, and then the change says both. Exit status of the command: 1 on a regression.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Change:
 
 def _index(runs: list[Run], across_versions: bool, side: str) -> dict[tuple, tuple[str, CaseResult]]:
     if across_versions:
-        versions = sorted({r.version for r in runs})
+        versions = sorted({r.label for r in runs})
         if len(versions) != 1:
             raise ReportError(
                 f"--across-versions needs one version per side; {side} has {', '.join(versions)}"
@@ -43,8 +45,8 @@ def _index(runs: list[Run], across_versions: bool, side: str) -> dict[tuple, tup
     out: dict[tuple, tuple[str, CaseResult]] = {}
     for run in runs:  # later runs of the same version and mode replace earlier ones
         for name, result in run.cases.items():
-            key = (name, run.mode) if across_versions else (name, run.mode, run.version)
-            out[key] = (run.version, result)
+            key = (name, run.mode) if across_versions else (name, run.mode, run.label)
+            out[key] = (run.label, result)
     return out
 
 
@@ -66,7 +68,7 @@ def compare(old_runs: list[Run], new_runs: list[Run], across_versions: bool = Fa
     old = _index(old_runs, across_versions, "OLD")
     new = _index(new_runs, across_versions, "NEW")
     # Across versions every change belongs to the one OLD -> NEW pair, present or not.
-    sides = (old_runs[0].version, new_runs[0].version) if across_versions else None
+    sides = (old_runs[0].label, new_runs[0].label) if across_versions else None
     changes = []
     for key in old.keys() | new.keys():
         o, n = old.get(key), new.get(key)
@@ -90,6 +92,18 @@ def compare(old_runs: list[Run], new_runs: list[Run], across_versions: bool = Fa
 
 def no_common_columns(old_runs: list[Run], new_runs: list[Run]) -> bool:
     return not ({r.column for r in old_runs} & {r.column for r in new_runs})
+
+
+def ovn_mismatch(old_runs: list[Run], new_runs: list[Run]) -> str:
+    """A note when OLD and NEW share a (version, mode) but ran on different OVNs, else ""."""
+    old = {(r.version, r.mode): r.ovn for r in old_runs}
+    pairs = sorted({(old[(r.version, r.mode)] or "?", r.ovn or "?") for r in new_runs
+                    if (r.version, r.mode) in old and old[(r.version, r.mode)] != r.ovn})
+    if not pairs:
+        return ""
+    which = ", ".join(f"{a} -> {b}" for a, b in pairs)
+    return (f"note: OLD and NEW ran on different OVN versions ({which}); not compared case by "
+            "case (they appear and vanish); to compare them use --across-versions")
 
 
 def _counts(changes: list[Change]) -> str:

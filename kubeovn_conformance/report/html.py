@@ -127,7 +127,7 @@ def render(matrix: Matrix, title: str = "Kube-OVN NetworkPolicy conformance") ->
     counts = matrix.counts()
     esc = html.escape
     runs = "".join(
-        f"<li>{esc(r.run_id)}: {esc(r.backend)} {esc(r.version)} {esc(r.mode)}"
+        f"<li>{esc(r.run_id)}: {esc(r.backend)} {esc(r.label)} {esc(r.mode)}"
         f"{' (interrupted: last result line cut off)' if r.truncated else ''}"
         f"{f', started {esc(str(r.started))}' if r.started else ''}; {esc(run_stats(r))}</li>"
         for r in matrix.runs

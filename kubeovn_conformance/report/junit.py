@@ -28,7 +28,7 @@ from junitparser import JUnitXml, JUnitXmlError, TestSuite
 from kubeovn_conformance.report.records import SUMMARY, ReportError
 from kubeovn_conformance.textfile import read_text
 
-PROPERTY_KEYS = ("kube_ovn_version", "mode", "backend", "profile")
+PROPERTY_KEYS = ("kube_ovn_version", "mode", "backend", "profile", "ovn_version")
 
 
 def junit_properties(

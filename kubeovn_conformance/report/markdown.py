@@ -136,7 +136,7 @@ def render(matrix: Matrix, budget: int = MAX_BYTES) -> str:
         note = " (interrupted: last result line cut off)" if run.truncated else ""
         out.append(
             f"- run {md_escape(run.run_id)}: {md_escape(run.backend)} "
-            f"{md_escape(run.version)} {md_escape(run.mode)}{note}; {run_stats(run)}"
+            f"{md_escape(run.label)} {md_escape(run.mode)}{note}; {run_stats(run)}"
             + _placement_counts(run)
         )
     for old, new in matrix.superseded.items():

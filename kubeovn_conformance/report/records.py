@@ -100,10 +100,17 @@ class Run:
     finished: str | None
     cases: dict[str, CaseResult]
     truncated: bool = False  # the last results line was cut off (interrupted run)
+    ovn: str | None = None  # the OVN it ran on (ovn_version), where the backend recorded it
+
+    @property
+    def label(self) -> str:
+        """The version as reports show and key it: with the OVN where known
+        (`lab:v1.16.2+ovn25.03.0`), so runs on different OVNs are different columns."""
+        return f"{self.version}+ovn{self.ovn}" if self.ovn else self.version
 
     @property
     def column(self) -> tuple[str, str]:
-        return (self.version, self.mode)
+        return (self.label, self.mode)
 
 
 def stream_results(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
@@ -200,7 +207,7 @@ def derive_outcome(records: list[dict[str, Any]]) -> str:
 
 
 # Run-wide fields: the summary's word first, else the first record that has one.
-META = ("kube_ovn_version", "mode", "run_id", "backend", "profile")
+META = ("kube_ovn_version", "mode", "run_id", "backend", "profile", "ovn_version")
 
 
 def _meta(key: str, summary: dict[str, Any] | None, first: dict[str, Any]) -> Any:
@@ -295,6 +302,7 @@ def load_run(path: Path, pool: Pool | None = None) -> Run:
         finished=(summary or {}).get("finished"),
         cases=cases,
         truncated=truncated,
+        ovn=_meta("ovn_version", summary, first),
     )
 
 

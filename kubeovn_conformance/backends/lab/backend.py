@@ -32,7 +32,6 @@ from kubeovn_conformance.backends.base import (
 from kubeovn_conformance.backends.lab import cluster_support, cluster_sync, sync
 from kubeovn_conformance.backends.lab import topology as topo
 from kubeovn_conformance.backends.lab.daemons import (
-    SCHEMAS,
     Lab,
     LabError,
     check_prerequisites,
@@ -42,6 +41,7 @@ from kubeovn_conformance.backends.lab.daemons import (
     start_time,
     user_alive,
 )
+from kubeovn_conformance.backends.lab.ovnruntime import FLUSHES, datapath_flushes
 from kubeovn_conformance.model import Pod, Scenario
 
 MODES = ("overlay", "underlay")
@@ -73,14 +73,17 @@ class LabBackend(Backend):
     def __init__(self, mode: str = "overlay", *, lab_name: str = "default",
                  lab_dir: str | Path | None = None, vlan_id: int = 100, profile: Any = None,
                  lb_on_underlay: bool | None = None, python: str = sys.executable,
-                 sync_timeout: float = 30.0, nb_schema: str | Path | None = None) -> None:
+                 sync_timeout: float = 30.0, nb_schema: str | Path | None = None,
+                 ovn: str | None = None) -> None:
         """mode: overlay | underlay. vlan_id: the underlay's VLAN tag (0 = untagged).
+        ovn: which OVN runs the lab, "host" or "25.03" (the default: a Debian 13 root,
+        built on first use; see ovnruntime).
         profile: a translate Profile (kubeovn_conformance.backends.lab.profile), passed to
         the policy translation; None means its default. lb_on_underlay: attach the Service
         load balancers to the underlay switch; None takes profile.lb_on_underlay (else True).
         lab_dir: base directory of labs (default /run/kubeovn-conformance-lab).
-        nb_schema: the OVN_Northbound schema the lab's NB database is made from (default
-        daemons.SCHEMAS["nb"]): whether its ACL table has tiers decides whether
+        nb_schema: decide ACL tiers from this OVN_Northbound schema file instead of the
+        running OVN's (tests): with tiers, NetworkPolicy ACLs go in the profile's tier and
         cluster-scoped policies can run (cluster_support.py)."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -92,12 +95,12 @@ class LabBackend(Backend):
         self.lb_on_underlay = bool(lb_on_underlay)
         self.python = python
         self.sync_timeout = sync_timeout
-        self.lab = Lab(lab_name, lab_dir)
+        self.lab = Lab(lab_name, lab_dir, ovn)
         self.subnet = topo.SUBNETS[mode]
         self.kube_ovn_version = f"lab:{getattr(profile, 'tag', 'default')}"
         self.supports_sctp = kernel_has_sctp()
-        self.nb_schema = Path(nb_schema or SCHEMAS["nb"])
-        self.acl_tiers = cluster_support.nb_schema_has_acl_tiers(self.nb_schema)
+        # A schema file to decide ACL tiers from instead of the running OVN's (tests).
+        self._nb_schema = Path(nb_schema) if nb_schema else None
         self._cluster: cluster_sync.ClusterApplied | None = None
         self._skips: dict[str, str | None] = {}
         self._owns_lab = False
@@ -108,6 +111,28 @@ class LabBackend(Backend):
         self._vips: dict[str, dict[str, str]] | None = None
         self._applied: sync.Applied | None = None
         self._next_index = 0
+
+    # ------------------------------------------------------------------ OVN
+
+    @property
+    def ovn_version(self) -> str:
+        """`ovn-nbctl --version` of the OVN this lab runs (builds the root on first use)."""
+        return self.lab.ovn.info().ovn
+
+    @property
+    def acl_tiers(self) -> bool:
+        """The OVN has ACL tiers and the `pass` action (23.06+): Kube-OVN's tier layout
+        (NetworkPolicy in tier 2, cluster-scoped policies in 1 and 3) can be reproduced.
+        Without them NetworkPolicy ACLs go in tier 0 and cluster-scoped cases are skipped."""
+        if self._nb_schema is not None:
+            return cluster_support.nb_schema_has_acl_tiers(self._nb_schema)
+        info = self.lab.ovn.info()
+        return info.acl_tiers and info.acl_pass
+
+    @property
+    def nb_schema(self) -> str:
+        """What the tier decision was read from, for messages."""
+        return str(self._nb_schema or f"the northbound schema of OVN {self.ovn_version}")
 
     # ------------------------------------------------------------------ life cycle
 
@@ -122,9 +147,10 @@ class LabBackend(Backend):
             raise
 
     def _setup(self, workload: Scenario) -> Scenario:
-        check_prerequisites()
+        check_prerequisites(self.lab.ovn)
         if self.lab.is_running():
             self._owns_lab = False
+            self._check_ovn()
             self._claim()
             self._clear_workload()  # leftovers of an earlier, interrupted run
         else:
@@ -167,14 +193,8 @@ class LabBackend(Backend):
             **kwargs)
         self._scenario = scenario
         self.lab.sync(self.sync_timeout)
-        # Each policy state starts from an empty conntrack and datapath flow cache, so nothing
-        # an earlier state left can decide a probe. Measured, not assumed: without the flush,
-        # Debian's OVS 3.1 userspace conntrack hit an assertion (conntrack.c conn_update_state)
-        # after a few thousand NAT'd probes and killed ovs-vswitchd; without dropping the
-        # cached datapath flows, underlay Service probes kept an earlier state's verdict for
-        # longer than the deadline in long runs.
-        self.lab.appctl("ovs-vswitchd", "dpctl/flush-conntrack")
-        self.lab.appctl("ovs-vswitchd", "dpctl/del-flows")
+        for flush in self.flushes:
+            self.lab.appctl("ovs-vswitchd", FLUSHES[flush])
         return scenario
 
     def _netpol_tier(self) -> int:
@@ -201,6 +221,11 @@ class LabBackend(Backend):
             self._skips[case.id] = cluster_support.skip_reason(
                 cluster_support.case_cluster_policies(case), self.profile, self.acl_tiers, self.nb_schema)
         return self._skips[case.id]
+
+    @property
+    def flushes(self) -> tuple[str, ...]:
+        """Datapath state dropped after every policy change, per OVN (ovnruntime.FLUSHES)."""
+        return datapath_flushes(self.lab.ovn.choice)
 
     def set_profile(self, profile: Any) -> None:
         """Switch the Kube-OVN behaviour between cases: only while no policy is applied, so
@@ -371,6 +396,16 @@ class LabBackend(Backend):
         if vips != self._vips:
             topo.set_load_balancers(self.lab, vips, self._lb_switches())
             self._vips = vips
+
+    def _check_ovn(self) -> None:
+        """Refuse to attach to a running lab of another OVN: its records would carry the
+        wrong version, and the ctl tools would not be the daemons' own."""
+        state = self.lab.load_state()
+        running = state.get("ovn", "host")
+        if running != self.lab.ovn.choice:
+            raise LabError(f"lab {self.lab.name!r} runs OVN {state.get('ovn_version', '?')} "
+                           f"({running}), this run asked for --lab-ovn {self.lab.ovn.choice}: "
+                           f"stop it with 'kubeovn-conformance lab down' or ask for {running}")
 
     def _claim(self) -> None:
         """Mark the lab as used by this process; refuse one a live process uses: attaching

@@ -13,13 +13,15 @@ import sys
 
 from kubeovn_conformance.backends.lab import topology as topo
 from kubeovn_conformance.backends.lab.daemons import Lab, LabAlreadyRunning, LabError
+from kubeovn_conformance.backends.lab.ovnruntime import CHOICES, DEFAULT_OVN
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 
 
 def _lab(args: argparse.Namespace) -> Lab:
-    return Lab(getattr(args, "name", None) or "default", getattr(args, "lab_dir", None))
+    return Lab(getattr(args, "name", None) or "default", getattr(args, "lab_dir", None),
+               getattr(args, "ovn", None))
 
 
 def up(args: argparse.Namespace) -> int:
@@ -33,7 +35,8 @@ def up(args: argparse.Namespace) -> int:
     except LabError as e:
         print(f"lab up failed: {e}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"lab {lab.name!r} up at {lab.dir} (OVN NB: unix:{lab.nb_sock})")
+    print(f"lab {lab.name!r} up at {lab.dir} on OVN {lab.ovn.info().ovn} ({lab.ovn.choice}; "
+          f"NB: unix:{lab.nb_sock})")
     return EXIT_OK
 
 
@@ -79,6 +82,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         if name == "up":
             p.add_argument("--vlan-id", type=int, default=100,
                            help="underlay VLAN tag, 0 for untagged (default 100)")
+            p.add_argument("--ovn", "--lab-ovn", dest="ovn", choices=CHOICES, default=DEFAULT_OVN,
+                           help=f"OVN to run: {DEFAULT_OVN} (default; a Debian 13 root built once "
+                                "into .cache/lab-root/) or host (the distribution's packages)")
         p.set_defaults(func=func)
 
 

@@ -66,5 +66,5 @@ def skip_reason(policies: Iterable[ClusterPolicy], profile: Any, acl_tiers: bool
                 "the kind backend runs this case")
     if not acl_tiers:
         return (f"cluster-scoped policies need OVN ACL tiers and the `pass` action (OVN 23.06+); "
-                f"the lab's NB schema {schema} has no ACL tier column")
+                f"{schema} has no ACL tier column (the lab's default, --lab-ovn 25.03, has)")
     return None

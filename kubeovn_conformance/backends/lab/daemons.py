@@ -87,17 +87,22 @@ def install_hint(binaries: Sequence[str]) -> str:
     return f"apt-get install {' '.join(pkgs)}"
 
 
-def missing_binaries() -> list[str]:
+def missing_binaries(ovn: Any = None) -> list[str]:
+    """Host binaries the lab needs and lacks; `ovn`: an OvnRuntime (default: host OVN)."""
+    if ovn is not None:
+        return list(ovn.missing())
     return [b for b in REQUIRED_BINARIES if shutil.which(b) is None]
 
 
-def check_prerequisites() -> None:
+def check_prerequisites(ovn: Any = None) -> None:
     """Raise LabError naming what to install (or that root is needed)."""
     if os.geteuid() != 0:
         raise LabError("the OVN lab needs root (network namespaces, veths, OVS)")
-    missing = missing_binaries()
+    missing = missing_binaries(ovn)
     if missing:
-        raise LabError(f"missing {', '.join(missing)}: {install_hint(missing)}")
+        hint = install_hint(missing) if ovn is None else \
+            f"apt-get install {' '.join(sorted({ovn.required()[b] for b in missing}))}"
+        raise LabError(f"missing {', '.join(missing)}: {hint}")
 
 
 def pid_alive(pid: int) -> bool:
@@ -209,13 +214,24 @@ def netns_exec(name: str, argv: Sequence[str]) -> list[str]:
 
 
 class Lab:
-    """One private OVS + OVN installation under `base/name`."""
+    """One private OVS + OVN installation under `base/name`.
 
-    def __init__(self, name: str = "default", base: str | Path | None = None) -> None:
-        if not name or "/" in name or len(name) > 24:
-            raise LabError(f"bad lab name {name!r}: 1-24 characters, no '/'")
+    ovn: which OVN runs the daemons and ctl tools, "host" or a root's line ("25.03", the
+    default; see ovnruntime). Every OVS/OVN command goes through `self.ovn.wrap`."""
+
+    def __init__(self, name: str = "default", base: str | Path | None = None,
+                 ovn: str | None = None) -> None:
+        from kubeovn_conformance.backends.lab.ovnruntime import DEFAULT_OVN, runtime_for
+
+        if not name or "/" in name or len(name) > 24 or name.startswith("."):
+            raise LabError(f"bad lab name {name!r}: 1-24 characters, no '/', no leading '.'")
         self.name = name
-        self.dir = Path(base or os.environ.get("KOCL_LAB_DIR") or DEFAULT_BASE) / name
+        base_dir = Path(base or os.environ.get("KOCL_LAB_DIR") or DEFAULT_BASE)
+        self.dir = base_dir / name
+        # The OVN root's view for this lab (mount point; never inside self.dir, which
+        # stop() removes recursively).
+        self.root_view = base_dir / ".views" / name
+        self.ovn = runtime_for(ovn or DEFAULT_OVN, self.root_view)
         self.ovs_sock = self.dir / "db.sock"
         self.nb_sock = self.dir / "ovnnb_db.sock"
         self.sb_sock = self.dir / "ovnsb_db.sock"
@@ -308,7 +324,7 @@ class Lab:
         return all(p is not None and pid_alive(p) for p in pids.values())
 
     def exists(self) -> bool:
-        return self.dir.exists() or self.switch_netns in netns_list()
+        return self.dir.exists() or self.root_view.exists() or self.switch_netns in netns_list()
 
     @property
     def started_by(self) -> str:
@@ -317,24 +333,26 @@ class Lab:
     # ---- ctl wrappers: always the private sockets
 
     def vsctl(self, *args: str, timeout: float = 30) -> str:
-        return run(["ovs-vsctl", f"--db=unix:{self.ovs_sock}", "--timeout=20", *args],
+        return run(self.ovn.wrap(["ovs-vsctl", f"--db=unix:{self.ovs_sock}", "--timeout=20", *args]),
                    timeout=timeout, env=self.env).stdout.strip()
 
     def nbctl(self, *args: str, timeout: float = 30) -> str:
-        return run(["ovn-nbctl", f"--db=unix:{self.nb_sock}", *args],
+        return run(self.ovn.wrap(["ovn-nbctl", f"--db=unix:{self.nb_sock}", *args]),
                    timeout=timeout, env=self.env).stdout.strip()
 
     def sbctl(self, *args: str, timeout: float = 30) -> str:
-        return run(["ovn-sbctl", f"--db=unix:{self.sb_sock}", *args],
+        return run(self.ovn.wrap(["ovn-sbctl", f"--db=unix:{self.sb_sock}", *args]),
                    timeout=timeout, env=self.env).stdout.strip()
 
     def ofctl(self, command: str, bridge: str = "br-int", *args: str) -> str:
         # Connect to the bridge's management socket in the lab run dir, not /var/run/openvswitch.
-        return run(["ovs-ofctl", "-O", "OpenFlow15", command, f"unix:{self.dir / (bridge + '.mgmt')}",
-                    *args], env=self.env).stdout.strip()
+        return run(self.ovn.wrap(["ovs-ofctl", "-O", "OpenFlow15", command,
+                                  f"unix:{self.dir / (bridge + '.mgmt')}", *args]),
+                   env=self.env).stdout.strip()
 
     def appctl(self, daemon: str, *args: str) -> str:
-        return run(["ovs-appctl", "-t", str(self.ctl(daemon)), *args], env=self.env).stdout.strip()
+        return run(self.ovn.wrap(["ovs-appctl", "-t", str(self.ctl(daemon)), *args]),
+                   env=self.env).stdout.strip()
 
     def sync(self, timeout: float = 30) -> None:
         """Return once ovn-controller has applied every NB change made so far. On failure the
@@ -359,15 +377,19 @@ class Lab:
     # ---- start / stop
 
     def start(self, started_by: str = "cli") -> None:
-        check_prerequisites()
+        check_prerequisites(self.ovn)
         if self.is_running():
             raise LabAlreadyRunning(f"lab {self.name!r} is already running ({self.dir})")
         if self.exists():
             self.stop()  # leftovers of a crashed lab: clear them first
+        info = self.ovn.info()  # builds the OVN root on first use, before anything is made
         self.dir.mkdir(parents=True, exist_ok=True)
         self.update_state(lambda s: s.update(name=self.name, started_by=started_by,
-                                             started_at=time.time(), netns=[], pids={}))
+                                             started_at=time.time(), netns=[], pids={},
+                                             ovn=self.ovn.choice, ovn_version=info.ovn,
+                                             ovs_version=info.ovs))
         try:
+            self.ovn.prepare(self.dir)
             self._start_databases()
             self._start_switch()
             self._start_ovn()
@@ -382,16 +404,16 @@ class Lab:
             ("ovnnb_db.db", SCHEMAS["nb"], self.nb_sock, "ovnnb", []),
             ("ovnsb_db.db", SCHEMAS["sb"], self.sb_sock, "ovnsb", []),
         ):
-            run(["ovsdb-tool", "create", str(self.dir / db), str(schema)], env=self.env)
-            run(["ovsdb-server", str(self.dir / db), f"--remote=punix:{sock}", *remote_extra,
-                 *self._daemon_args(daemon)], env=self.env)
+            run(self.ovn.wrap(["ovsdb-tool", "create", str(self.dir / db), str(schema)]), env=self.env)
+            run(self.ovn.wrap(["ovsdb-server", str(self.dir / db), f"--remote=punix:{sock}",
+                               *remote_extra, *self._daemon_args(daemon)]), env=self.env)
         self.vsctl("--no-wait", "init")
 
     def _start_switch(self) -> None:
         netns_add(self.switch_netns)
         self.record_netns(self.switch_netns)
-        run(self.in_switch_netns(["ovs-vswitchd", f"unix:{self.ovs_sock}",
-                                  *self._daemon_args("ovs-vswitchd")]), env=self.env)
+        run(self.in_switch_netns(self.ovn.wrap(["ovs-vswitchd", f"unix:{self.ovs_sock}",
+                                                *self._daemon_args("ovs-vswitchd")])), env=self.env)
         system_id = f"kocl-{self.name}"
         self.vsctl(
             "set", "open_vswitch", ".",
@@ -412,10 +434,11 @@ class Lab:
         )
 
     def _start_ovn(self) -> None:
-        run(["ovn-northd", f"--ovnnb-db=unix:{self.nb_sock}", f"--ovnsb-db=unix:{self.sb_sock}",
-             *self._daemon_args("ovn-northd")], env=self.env)
-        run(["ovn-controller", f"unix:{self.ovs_sock}", *self._daemon_args("ovn-controller")],
+        run(self.ovn.wrap(["ovn-northd", f"--ovnnb-db=unix:{self.nb_sock}",
+                           f"--ovnsb-db=unix:{self.sb_sock}", *self._daemon_args("ovn-northd")]),
             env=self.env)
+        run(self.ovn.wrap(["ovn-controller", f"unix:{self.ovs_sock}",
+                           *self._daemon_args("ovn-controller")]), env=self.env)
         self._wait_for_chassis()
 
     def _wait_for_chassis(self, timeout: float = 60) -> None:
@@ -442,13 +465,18 @@ class Lab:
             if pid is not None:
                 kill_pid(pid)
         netns_delete(self.switch_netns)
+        # The OVN root's view, whichever OVN this object was made for: found by its mounts.
+        from kubeovn_conformance.backends.lab.ovnruntime import release_view
+
+        release_view(self.root_view)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def status_line(self) -> str:
         if self.is_running():
             state = self.load_state()
             pods = len([n for n in state.get("netns", []) if n != self.switch_netns])
-            return (f"lab {self.name!r} running at {self.dir} (started by "
+            ovn = f"OVN {state.get('ovn_version', '?')} ({state.get('ovn', '?')})"
+            return (f"lab {self.name!r} running at {self.dir} on {ovn} (started by "
                     f"{state.get('started_by', '?')}, {pods} namespaces besides the switch)")
         if self.exists():
             return f"lab {self.name!r} is partly up (crashed?): run 'lab down' to clean up"

@@ -121,8 +121,10 @@ def plan_commands(old: OvnPolicyState | None, new: OvnPolicyState) -> list[list[
         after = new.acls.get(pg, frozenset())
         for acl in sorted(before - after):
             # Port_Group.acls is a strong reference: removing it garbage-collects the row.
-            cmds.append(["--type=port-group", "acl-del", pg, acl.direction, str(acl.priority),
-                         acl.match])
+            # By its tier where it has one: the same match may exist in another tier.
+            tier = [f"--tier={acl.tier}"] if acl.tier else []
+            cmds.append(["--type=port-group", *tier, "acl-del", pg, acl.direction,
+                         str(acl.priority), acl.match])
         for acl in sorted(after - before):
             ref += 1
             cmds.extend(_create_acl(pg, acl, f"acl{ref}"))
