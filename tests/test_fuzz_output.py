@@ -150,3 +150,15 @@ def test_the_junit_file_carries_seed_and_count_and_merges(tmp_path: Path) -> Non
     assert props["fuzz_file"].endswith("3-1.yaml") and "profile" not in props
     merged = merge([path], tmp_path / "merged.xml")
     assert sum(1 for s in merged for _ in s) == 3
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--count", "0"], "--count 0: give at least 1"),
+    (["--scenario", "-1"], "--scenario -1: scenarios are numbered from 0"),
+    (["--lab-profile", "v0.9"], "unknown Kube-OVN profile 'v0.9'"),
+])
+def test_bad_fuzz_arguments_are_one_line_and_status_2(args: list[str], message: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["fuzz", "--backend", "lab", "--seed", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err

@@ -72,7 +72,7 @@ def shrink(scenario: Scenario, cell: CellKey, fails: Predicate, *, limit: int = 
             ran = fails(candidate)
             answers[candidate] = ran is not None
             if ran is None:
-                log(f"trial {result.trials}: {label}: passes, kept")
+                log(f"trial {result.trials}: {label}: passes, not taken")
                 index += 1  # the option at `index` is the next one once this is kept
                 continue
             result.scenario = ran
