@@ -1,5 +1,5 @@
-"""The shrinker against fake failure predicates (no backend): it keeps the same cell, ends
-1-minimal, asks about no scenario twice, and stops at its trial limit."""
+"""The shrinker against fake backends (no lab): it keeps the same cell, does not slide to
+another bug, ends 1-minimal, asks about no scenario twice, and stops at its trial limit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from kubeovn_conformance.builders import block, container_port, pod, policy, port, rule, select
 from kubeovn_conformance.fuzz.case import CellKey
 from kubeovn_conformance.fuzz.draw import draw
-from kubeovn_conformance.fuzz.shrink import admissible, reductions, shrink
+from kubeovn_conformance.fuzz.shrink import Ran, admissible, reductions, shrink
 from kubeovn_conformance.model import Rule, Scenario
 from kubeovn_conformance.oracle import Oracle
 
@@ -31,12 +31,16 @@ def endport_cells(s: Scenario) -> list[CellKey]:
                   if e.verdict == "allow" and wrong.get(p) == "deny")
 
 
-def endport_backend(cell: CellKey, calls: list[Scenario]):  # type: ignore[no-untyped-def]
-    """A fake backend with the endPort bug: the cell fails when ignoring endPort denies it."""
-    def fails(candidate: Scenario) -> Scenario | None:
+def endport_backend(calls: list[Scenario]):  # type: ignore[no-untyped-def]
+    """A fake backend with the endPort bug: the cells that ignoring endPort denies fail."""
+    def run(candidate: Scenario) -> Ran:
         calls.append(candidate)
-        return candidate if cell in endport_cells(candidate) else None
-    return fails
+        return Ran(candidate, frozenset(endport_cells(candidate)))
+    return run
+
+
+def still_fails(candidate: Scenario, cell: CellKey) -> bool:
+    return cell in endport_cells(candidate)
 
 
 def _exposed(limit: int = 40) -> list[tuple[Scenario, CellKey]]:
@@ -61,7 +65,7 @@ def test_an_endport_failure_shrinks_to_one_policy_and_at_most_three_pods(index: 
     scenario, cell = EXPOSED[index]
     calls: list[Scenario] = []
     kept: list[int] = []
-    result = shrink(scenario, cell, endport_backend(cell, calls),
+    result = shrink(scenario, cell, frozenset(endport_cells(scenario)), endport_backend(calls),
                     accepted=lambda state: kept.append(len(state.steps)))
     small = result.scenario
     assert not result.exhausted and result.steps and kept == list(range(1, len(result.steps) + 1))
@@ -76,10 +80,10 @@ def test_an_endport_failure_shrinks_to_one_policy_and_at_most_three_pods(index: 
     if dst is not None:
         assert dst.listens(cell.port, cell.protocol)
         assert any(r.port < cell.port <= r.end_port for r in ranges)  # type: ignore[operator]
-    # 1-minimal: no single reduction of the result still fails.
-    fails = endport_backend(cell, [])
+    # 1-minimal: no single reduction of the result fails the cell without new failures.
     for label, candidate in reductions(small, cell):
-        assert admissible(candidate, cell) is not None or fails(candidate) is None, label
+        if admissible(candidate, cell) is None and still_fails(candidate, cell):
+            assert set(endport_cells(candidate)) - result.failing, label
     assert len(calls) == len(set(calls)) == result.trials  # nothing asked twice
 
 
@@ -89,7 +93,7 @@ def test_a_predicate_that_never_fails_keeps_the_scenario() -> None:
     def never(candidate: Scenario) -> None:
         calls.append(candidate)
 
-    result = shrink(scenario, cell, never)
+    result = shrink(scenario, cell, frozenset({cell}), never)
     assert result.scenario == scenario and not result.steps and not result.exhausted
     admissible_count = sum(admissible(c, cell) is None for _, c in reductions(scenario, cell))
     assert result.trials == len(calls) == len(set(calls)) == admissible_count > 0
@@ -97,7 +101,7 @@ def test_a_predicate_that_never_fails_keeps_the_scenario() -> None:
 
 def test_the_trial_limit_stops_shrinking_and_says_so() -> None:
     scenario, cell = EXPOSED[0]
-    result = shrink(scenario, cell, lambda c: c, limit=3)
+    result = shrink(scenario, cell, frozenset({cell}), lambda c: Ran(c, frozenset({cell})), limit=3)
     assert result.exhausted and result.trials == 3 and len(result.steps) == 3
 
 
@@ -111,7 +115,7 @@ def test_a_predicate_that_always_fails_still_keeps_the_cell_and_its_verdict() ->
     other = policy("y", "other", select(), ingress=[])
     s = Scenario(pods=(a, b, c), policies=(deny, other))
     cell = CellKey("x/a", "x/b", "pod", 80, "TCP", "deny")
-    result = shrink(s, cell, lambda cand: cand)
+    result = shrink(s, cell, frozenset({cell}), lambda cand: Ran(cand, frozenset({cell})))
     small = result.scenario
     assert {p.key for p in small.pods} == {"x/a", "x/b"}
     assert len(small.policies) == 1 and small.policies[0].pod_selector.is_empty
@@ -130,3 +134,24 @@ def test_the_screen_refuses_lost_cells_changed_verdicts_and_dangling_ip_blocks()
     assert "no longer probed" in (admissible(replace(s, pods=(b, c)), cell) or "")
     assert "now expected allow" in (admissible(s.with_policies(()), cell) or "")
     assert "names 10.16.0.12/32" in (admissible(replace(s, pods=(a, b)), cell) or "")
+
+
+def test_it_does_not_slide_to_another_bug() -> None:
+    # A backend with two bugs: endPort ignored, and (like a lab without any stateful ACL)
+    # every allowed cell fails while no policy has a port range. Dropping the range's policy
+    # keeps the cell failing, by the second bug: refused, because other cells fail anew.
+    scenario, cell = EXPOSED[0]
+
+    def two_bugs(candidate: Scenario) -> Ran:
+        has_range = any(p.end_port is not None for pol in candidate.policies
+                        for r in (*(pol.ingress or ()), *(pol.egress or ())) for p in r.ports or ())
+        second = set() if has_range else {
+            CellKey(e.probe.client, e.probe.target, e.probe.path, e.probe.port, e.probe.protocol, "allow")
+            for e in Oracle(candidate).expectations() if e.verdict == "allow"}
+        return Ran(candidate, frozenset({*endport_cells(candidate), *second}))
+
+    result = shrink(scenario, cell, two_bugs(scenario).failing, two_bugs)
+    small = result.scenario
+    assert cell in endport_cells(small) and len(small.policies) == 1
+    assert any(p.end_port is not None for pol in small.policies
+               for r in (*(pol.ingress or ()), *(pol.egress or ())) for p in r.ports or ())

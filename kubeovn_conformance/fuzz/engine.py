@@ -19,7 +19,7 @@ from kubeovn_conformance.fuzz import output
 from kubeovn_conformance.fuzz.case import CellKey, case_for
 from kubeovn_conformance.fuzz.draw import draw
 from kubeovn_conformance.fuzz.output import Finding, Origin
-from kubeovn_conformance.fuzz.shrink import Shrunk, shrink, size
+from kubeovn_conformance.fuzz.shrink import Ran, Shrunk, shrink, size
 from kubeovn_conformance.model import Scenario
 from kubeovn_conformance.results import RunInfo
 from kubeovn_conformance.runner import CaseReport, Runner
@@ -133,29 +133,27 @@ class Fuzzer:
                           [r for r in recs if r["outcome"] == "fail"], status="shrinking")
         self.log(f"shrink scenario {index} on {cell.describe()} (at most {self.shrink_limit} trials)")
         path = output.write(self.out_dir, finding, self.origin)
-        last: list[dict[str, Any]] = []
+        failing_records: dict[Scenario, list[dict[str, Any]]] = {}
 
-        def fails(candidate: Scenario) -> Scenario | None:
-            nonlocal last
+        def trial(candidate: Scenario) -> Ran | None:
             try:
                 report, built = self.run(candidate, f"{case_id}-trial", trials_run)
             except InfraError as e:
                 self.log(f"  infra-error in a trial, counted as not failing: {e}")
                 return None
-            recs = records(report)
-            if cell in {CellKey.of(r) for r in recs if r["outcome"] == "fail"}:
-                last = [r for r in recs if r["outcome"] == "fail"]
-                return built
-            return None
+            now = [r for r in records(report) if r["outcome"] == "fail"]
+            failing_records[built] = now
+            return Ran(built, frozenset(CellKey.of(r) for r in now))
 
         def accepted(state: Shrunk) -> None:
-            finding.minimal, finding.failing = state.scenario, last
+            finding.minimal, finding.failing = state.scenario, failing_records[state.scenario]
             finding.trials, finding.steps = state.trials, list(state.steps)
             output.write(self.out_dir, finding, self.origin)
 
         try:
-            result = shrink(ran, cell, fails, limit=self.shrink_limit,
-                            log=lambda m: self.log(f"  {m}"), accepted=accepted)
+            result = shrink(ran, cell, frozenset(CellKey.of(r) for r in finding.failing), trial,
+                            limit=self.shrink_limit, log=lambda m: self.log(f"  {m}"),
+                            accepted=accepted)
         except KeyboardInterrupt:
             finding.status = "interrupted"
             output.write(self.out_dir, finding, self.origin)

@@ -3,7 +3,10 @@
 Delta debugging, one element at a time: drop a policy, a namespace, a pod, a Service, an
 ingress/egress section, a rule, a peer, a port, a selector term, an except, a container
 port, a Service port, a port name, a label; keep the candidate when the backend still fails
-the same cell (client, destination, path, port, protocol, expected verdict: `CellKey`).
+the same cell (client, destination, path, port, protocol, expected verdict: `CellKey`) and
+no cell that passed before starts failing: a reduction that makes new cells fail has most
+likely swapped the bug for another one ("slippage"), and the result must show the bug that
+was found.
 Passes repeat until one changes nothing, so the result is 1-minimal: removing any single
 element listed above makes the failure go away (or the trial limit was reached first,
 which the result says).
@@ -33,25 +36,36 @@ from kubeovn_conformance.model import (
 from kubeovn_conformance.oracle import Oracle
 
 T = TypeVar("T")
-# The backend's answer for a candidate: the scenario as it ran (live addresses) when the
-# cell still fails, else None.
-Predicate = Callable[[Scenario], "Scenario | None"]
+
+
+@dataclass(frozen=True)
+class Ran:
+    """The backend's answer for a candidate: the scenario as it ran (live addresses) and
+    the cells that failed there."""
+
+    scenario: Scenario
+    failing: frozenset[CellKey]
+
+
+Predicate = Callable[[Scenario], "Ran | None"]  # None: the candidate could not be judged
 
 
 @dataclass
 class Shrunk:
     scenario: Scenario
+    failing: frozenset[CellKey]  # the cells that fail in `scenario`
     trials: int = 0  # candidates run on the backend
     steps: list[str] = field(default_factory=list)  # the reductions kept, in order
     exhausted: bool = False  # stopped by the trial limit, not at a fixpoint
 
 
-def shrink(scenario: Scenario, cell: CellKey, fails: Predicate, *, limit: int = 300,
-           log: Callable[[str], None] = lambda _m: None,
+def shrink(scenario: Scenario, cell: CellKey, failing: frozenset[CellKey], run: Predicate, *,
+           limit: int = 300, log: Callable[[str], None] = lambda _m: None,
            accepted: Callable[[Shrunk], None] = lambda _s: None) -> Shrunk:
-    """Reduce `scenario` while `fails(candidate)` says the cell still fails. `accepted` is
-    called after every kept reduction (the caller writes the file: Ctrl-C keeps it)."""
-    result = Shrunk(scenario)
+    """Reduce `scenario` (whose failing cells are `failing`, `cell` among them) while
+    `run(candidate)` fails `cell` and nothing else anew. `accepted` is called after every
+    kept reduction (the caller writes the file: Ctrl-C keeps it)."""
+    result = Shrunk(scenario, failing)
     answers: dict[Scenario, bool] = {}
     changed = True
     while changed:
@@ -69,18 +83,30 @@ def shrink(scenario: Scenario, cell: CellKey, fails: Predicate, *, limit: int = 
                 result.exhausted = True
                 return result
             result.trials += 1
-            ran = fails(candidate)
-            answers[candidate] = ran is not None
-            if ran is None:
-                log(f"trial {result.trials}: {label}: passes, not taken")
+            ran = run(candidate)
+            why = _refused(ran, cell, result.failing)
+            answers[candidate] = why is None
+            if ran is None or why is not None:
+                log(f"trial {result.trials}: {label}: {why}, not taken")
                 index += 1  # the option at `index` is the next one once this is kept
                 continue
-            result.scenario = ran
+            result.scenario, result.failing = ran.scenario, ran.failing
             result.steps.append(label)
             changed = True
-            log(f"trial {result.trials}: {label}: still fails -> {size(ran)}")
+            log(f"trial {result.trials}: {label}: still fails -> {size(ran.scenario)}")
             accepted(result)
     return result
+
+
+def _refused(ran: Ran | None, cell: CellKey, failing: frozenset[CellKey]) -> str | None:
+    if ran is None:
+        return "not judged"
+    if cell not in ran.failing:
+        return "the cell passes"
+    new = ran.failing - failing
+    if new:
+        return f"{len(new)} other cell(s) fail anew (first: {min(new).describe()})"
+    return None
 
 
 def size(s: Scenario) -> str:
