@@ -10,7 +10,7 @@ import pytest
 from kubeovn_conformance.builders import block, container_port, pod, policy, port, rule, select
 from kubeovn_conformance.fuzz.case import CellKey
 from kubeovn_conformance.fuzz.draw import draw
-from kubeovn_conformance.fuzz.shrink import Ran, admissible, reductions, shrink
+from kubeovn_conformance.fuzz.shrink import Ran, admissible, isolation, reductions, shrink
 from kubeovn_conformance.model import Rule, Scenario
 from kubeovn_conformance.oracle import Oracle
 
@@ -81,8 +81,10 @@ def test_an_endport_failure_shrinks_to_one_policy_and_at_most_three_pods(index: 
         assert dst.listens(cell.port, cell.protocol)
         assert any(r.port < cell.port <= r.end_port for r in ranges)  # type: ignore[operator]
     # 1-minimal: no single reduction of the result fails the cell without new failures.
+    sides = isolation(scenario, cell)
+    assert isolation(small, cell) == sides
     for label, candidate in reductions(small, cell):
-        if admissible(candidate, cell) is None and still_fails(candidate, cell):
+        if admissible(candidate, cell, sides) is None and still_fails(candidate, cell):
             assert set(endport_cells(candidate)) - result.failing, label
     assert len(calls) == len(set(calls)) == result.trials  # nothing asked twice
 
@@ -95,7 +97,8 @@ def test_a_predicate_that_never_fails_keeps_the_scenario() -> None:
 
     result = shrink(scenario, cell, frozenset({cell}), never)
     assert result.scenario == scenario and not result.steps and not result.exhausted
-    admissible_count = sum(admissible(c, cell) is None for _, c in reductions(scenario, cell))
+    sides = isolation(scenario, cell)
+    admissible_count = sum(admissible(c, cell, sides) is None for _, c in reductions(scenario, cell))
     assert result.trials == len(calls) == len(set(calls)) == admissible_count > 0
 
 
@@ -134,6 +137,12 @@ def test_the_screen_refuses_lost_cells_changed_verdicts_and_dangling_ip_blocks()
     assert "no longer probed" in (admissible(replace(s, pods=(b, c)), cell) or "")
     assert "now expected allow" in (admissible(s.with_policies(()), cell) or "")
     assert "names 10.16.0.12/32" in (admissible(replace(s, pods=(a, b)), cell) or "")
+    # The side a failure lives on stays isolated: x/a isolated for egress by a second
+    # policy is a different cell shape from the one found.
+    sides = isolation(s, cell)
+    assert sides == (False, frozenset({True}))
+    egress = policy("x", "out", select(pod="a"), egress=[rule()], types=["Egress"])
+    assert "isolated differently" in (admissible(s.with_policies((only_c, egress)), cell, sides) or "")
 
 
 def test_it_does_not_slide_to_another_bug() -> None:

@@ -110,8 +110,14 @@ class Fuzzer:
                      + (f" ({result.mismatches} cells)" if result.mismatches else "")
                      + f" in {result.seconds:.1f}s")
             if bad:
-                finding = self.shrink(index, scenario, ran, bad[0], recs)
                 result.path = self.out_dir / output.file_name(self.seed, index)
+                try:
+                    finding = self.shrink(index, scenario, ran, bad[0], recs)
+                except KeyboardInterrupt:
+                    result.message = f"{bad[0].describe()}: interrupted while shrinking; {result.path}"
+                    out.append(result)
+                    done(result)  # the JUnit file names the finding's file too
+                    raise
                 result.message = (f"{finding.cell.describe()}: shrunk to {size(finding.minimal)} "
                                   f"({finding.status}); {result.path}")
             out.append(result)

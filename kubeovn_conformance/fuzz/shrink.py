@@ -12,8 +12,11 @@ element listed above makes the failure go away (or the trial limit was reached f
 which the result says).
 
 Candidates are screened without a backend first (`admissible`): the cell must still exist
-with the same expected verdict, every verdict must have one expected observation
-(draw.malformed), and no ipBlock may name the /32 of a pod that is gone. The backend is
+with the same expected verdict and the same isolation (is the client isolated for egress,
+is the destination isolated for ingress: a bug in the policy translation needs the side it
+lives on; without this, seed 1 on the newest profile slid from the named-port bug, on an
+isolated client, to a lab artefact on an unisolated one), every verdict must have one
+expected observation (draw.malformed), and no ipBlock may name the /32 of a pod that is gone. The backend is
 asked only about the rest; answers are remembered, so no scenario runs twice.
 """
 
@@ -30,6 +33,7 @@ from kubeovn_conformance.model import (
     LabelSelector,
     NetworkPolicy,
     Peer,
+    Pod,
     Rule,
     Scenario,
 )
@@ -67,6 +71,7 @@ def shrink(scenario: Scenario, cell: CellKey, failing: frozenset[CellKey], run: 
     kept reduction (the caller writes the file: Ctrl-C keeps it)."""
     result = Shrunk(scenario, failing)
     answers: dict[Scenario, bool] = {}
+    sides = isolation(scenario, cell)
     changed = True
     while changed:
         changed = False
@@ -76,7 +81,7 @@ def shrink(scenario: Scenario, cell: CellKey, failing: frozenset[CellKey], run: 
             if index >= len(options):
                 break
             label, candidate = options[index]
-            if candidate in answers or admissible(candidate, cell) is not None:
+            if candidate in answers or admissible(candidate, cell, sides) is not None:
                 index += 1
                 continue
             if result.trials >= limit:
@@ -114,8 +119,29 @@ def size(s: Scenario) -> str:
             f"{len(s.policies)} policies")
 
 
-def admissible(s: Scenario, cell: CellKey) -> str | None:
-    """Why `s` cannot show the same failing cell (None: it can; ask the backend)."""
+def isolation(s: Scenario, cell: CellKey) -> tuple[bool, frozenset[bool]]:
+    """(is the cell's client isolated for egress, are its destination pods isolated for
+    ingress): which sides of the cell policies decide. A Service's destinations are its
+    backends."""
+    def isolated(pod: Pod, direction: str) -> bool:
+        return any(pol.namespace == pod.namespace and direction in pol.types
+                   and pol.pod_selector.matches(pod.label_map) for pol in s.policies)
+
+    pods = {p.key: p for p in s.pods}
+    if cell.path == "pod":
+        targets = [pods[cell.target]] if cell.target in pods else []
+    else:
+        svc = next((v for v in s.services if v.key == cell.target), None)
+        targets = s.backends(svc) if svc else []
+    client = pods.get(cell.client)
+    return (client is not None and isolated(client, "Egress"),
+            frozenset(isolated(t, "Ingress") for t in targets))
+
+
+def admissible(s: Scenario, cell: CellKey,
+               sides: tuple[bool, frozenset[bool]] | None = None) -> str | None:
+    """Why `s` cannot show the same failing cell (None: it can; ask the backend). `sides`:
+    the isolation the cell must keep (see `isolation`)."""
     ips = {f"{p.ip}/32" for p in s.pods if p.ip}
     for pol in s.policies:
         for rules in (pol.ingress or (), pol.egress or ()):
@@ -130,6 +156,8 @@ def admissible(s: Scenario, cell: CellKey) -> str | None:
         return "the cell is no longer probed"
     if expectation.verdict != cell.verdict:
         return f"the cell is now expected {expectation.verdict}"
+    if sides is not None and isolation(s, cell) != sides:
+        return "the cell's sides are isolated differently"
     return malformed(s)
 
 
