@@ -11,7 +11,7 @@ MODES ?= overlay underlay
 LAB_PROFILE ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv test unit lint lab lab-full lab-up lab-down bench bench-report report clean
+.PHONY: help venv test unit lint lab lab-full lab-up lab-down bench bench-report report clean fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -65,7 +65,9 @@ test: ## everything that runs without a cluster: unit tests, lint, lab suites (r
 # patch-level profile), both modes, the bug corpus in both modes, and the host-OVN vs OVN 25.03
 # per-cell diff in both modes (`make unit` runs it in overlay only). About 46 minutes.
 LAB_FULL_PROFILES ?= v1.12.35 v1.13.15 v1.14.41 v1.15.24 v1.16.2
-lab-full: $(PY) ## nightly: suites on every release line's newest tag, both modes; the corpus in both modes (root)
+# The longer fuzz: a new seed every night (the date, in the JUnit properties), both modes.
+LAB_FULL_FUZZ_COUNT ?= 100
+lab-full: $(PY) ## nightly: suites on every release line's newest tag, both modes; the corpus in both modes; a longer fuzz (root)
 	@failed=0; \
 	for profile in $(LAB_FULL_PROFILES); do \
 	  $(MAKE) --no-print-directory lab LAB_PROFILE=$$profile || failed=1; \
@@ -74,7 +76,21 @@ lab-full: $(PY) ## nightly: suites on every release line's newest tag, both mode
 	  || failed=1; \
 	KOC_OVN_DIFF_MODES="overlay underlay" $(PYTEST) tests/test_lab_ovn_diff.py -p no:cacheprovider -v \
 	  || failed=1; \
+	$(MAKE) --no-print-directory fuzz FUZZ_SEED=$$(date -u +%Y%m%d) FUZZ_COUNT=$(LAB_FULL_FUZZ_COUNT) || failed=1; \
 	exit $$failed
+
+# The fuzzer (kubeovn_conformance/fuzz/): random scenarios from a fixed seed, one run per mode;
+# a failure is shrunk and written to $(REPORTS)/<run>/fuzz/<seed>-<n>.yaml (exit status 1).
+FUZZ_SEED ?= 1
+FUZZ_COUNT ?= 10
+# The lab converges in well under a second per state: a shorter deadline makes shrink trials cheap.
+FUZZ_ARGS ?= --deadline 5
+fuzz: $(PY) ## random scenarios on the lab, failures shrunk: [FUZZ_SEED=1] [FUZZ_COUNT=10] [LAB_PROFILE=...] (root)
+	@failed=0; for mode in $(MODES); do \
+	  $(VENV)/bin/kubeovn-conformance fuzz --backend lab --mode $$mode --seed $(FUZZ_SEED) \
+	    --count $(FUZZ_COUNT) $(if $(LAB_PROFILE),--lab-profile $(LAB_PROFILE)) --reports-dir $(REPORTS) \
+	    $(FUZZ_ARGS) || failed=1; \
+	done; exit $$failed
 
 lab-up: $(PY) ## start a long-lived OVN lab (pytest --backend lab attaches to it)
 	$(VENV)/bin/kubeovn-conformance lab up

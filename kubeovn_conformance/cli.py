@@ -103,8 +103,10 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:  # type: ig
     """Commands that live in their own modules register themselves here."""
     from kubeovn_conformance import history, report
     from kubeovn_conformance.backends.lab import cli as lab_cli
+    from kubeovn_conformance.fuzz import cli as fuzz_cli
 
     lab_cli.register(sub)
+    fuzz_cli.register(sub)
     history.register(sub)
     report.add_subcommands(sub)
 

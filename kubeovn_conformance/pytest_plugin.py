@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from kubeovn_conformance import packing, placement
+from kubeovn_conformance.backends import factory
 from kubeovn_conformance.backends.base import Backend, InfraError
 from kubeovn_conformance.report.junit import add_junit_properties
 from kubeovn_conformance.report.known import Explained, KnownIssue, explain, load_known
@@ -68,6 +69,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="run up to N consecutive cases of one workload in one dataplane state, each "
                      "in namespaces of its own (cases whose steps change labels, pods or "
                      "Services always run alone); 1 turns packing off (default 8)")
+    g.addoption("--case-file", default=None, metavar="FILE",
+                help="run the manifests of FILE (e.g. a fuzzer finding) as one case: "
+                     "pytest suites/test_case_file.py --case-file FILE")
 
 
 def _run_id(config: pytest.Config) -> str:
@@ -96,7 +100,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     try:
         _profile(config)
-    except ValueError as e:
+        _case_file(config)
+    except ValueError as e:  # ManifestError too: one line naming the file and object
         raise pytest.UsageError(str(e)) from None
     if config.getoption("--backend") == "lab" and not config.option.collectonly:
         # One clear line before any case runs, not the same error once per case.
@@ -139,12 +144,41 @@ def _version(config: pytest.Config) -> str:
     return config.getoption("--kube-ovn-version") or "unknown"
 
 
+CASE_FILE_SUITE = "test_case_file.py"  # the suite module that runs --case-file
+
+
+def _case_file(config: pytest.Config) -> tuple[Case, list[tuple[str, str]]] | None:
+    """The --case-file case and its JUnit properties (loaded once), or None."""
+    path = config.getoption("--case-file")
+    if not path:
+        return None
+    if not hasattr(config, "_kubeovn_case_file"):
+        from kubeovn_conformance.fuzz.case_file import load_case_file
+
+        config._kubeovn_case_file = load_case_file(path)  # type: ignore[attr-defined]
+    return config._kubeovn_case_file  # type: ignore[attr-defined,no-any-return]
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # Without --case-file the case-file suite has nothing to run: not collected at all.
+    if collection_path.name == CASE_FILE_SUITE and not config.getoption("--case-file"):
+        return True
+    return None
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Only suite modules (those declaring CASES) are parametrized here.
     cases: list[Case] | None = getattr(metafunc.module, "CASES", None)
     if cases is None or "case" not in metafunc.fixturenames:
         return
     config = metafunc.config
+    if getattr(metafunc.module, "CASE_FILE", False):
+        loaded = _case_file(config)
+        if loaded is None:  # the module named without --case-file
+            metafunc.parametrize("case", [pytest.param(None, marks=pytest.mark.skip(
+                reason="give the manifests to run: --case-file FILE"))], ids=["no-case-file"])
+            return
+        cases = [loaded[0]]
     mode = config.getoption("--mode")
     # On kind the version is part of the id, so JUnit names stay unique across a matrix.
     suffix = "" if config.getoption("--backend") == "lab" else f"-{_version(config)}"
@@ -172,8 +206,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     order: list[Case] = []
     for item in items:
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
-        if isinstance(case, Case):
-            order.append(case)
+        if not isinstance(case, Case):
+            continue
+        order.append(case)
+        from_file = _case_file(config)
+        if from_file is not None and case is from_file[0]:
+            item.user_properties.extend(from_file[1])  # the file; a fuzzer's seed and count
     config._kubeovn_case_order = order  # type: ignore[attr-defined]  # packs follow this order
 
 
@@ -198,19 +236,12 @@ def _known_outcome(ex: Explained, outcome: str, strict: bool, case: Case, text: 
 
 
 def make_backend(config: pytest.Config, run_id: str) -> Backend:
-    mode = config.getoption("--mode")
-    if config.getoption("--backend") == "lab":
-        from kubeovn_conformance.backends.lab.backend import LabBackend
-        from kubeovn_conformance.backends.lab.profile import DEFAULT, get_profile
-
-        profile = get_profile(config.getoption("--lab-profile") or DEFAULT.name)
-        return LabBackend(mode=mode, profile=profile, vlan_id=config.getoption("--vlan-id"),
-                          ovn=config.getoption("--lab-ovn"))
-    from kubeovn_conformance.backends.kind import KindBackend
-
-    return KindBackend(kubeconfig=config.getoption("--kubeconfig"), mode=mode,
-                       kube_ovn_version=config.getoption("--kube-ovn-version") or "unknown",
-                       run_id=run_id)
+    return factory.make_backend(
+        config.getoption("--backend"), config.getoption("--mode"),
+        lab_profile=config.getoption("--lab-profile"), vlan_id=config.getoption("--vlan-id"),
+        kubeconfig=config.getoption("--kubeconfig"),
+        kube_ovn_version=config.getoption("--kube-ovn-version"), run_id=run_id,
+        lab_ovn=config.getoption("--lab-ovn"))
 
 
 class Conformance:

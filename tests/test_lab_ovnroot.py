@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from kubeovn_conformance.backends.lab import mounts, ovnroot
+from kubeovn_conformance.backends.lab.backend import LabBackend
 from kubeovn_conformance.backends.lab.daemons import Lab, LabError, netns_list
 from kubeovn_conformance.backends.lab.ovnruntime import (
     DEFAULT_OVN,
@@ -28,7 +29,7 @@ from kubeovn_conformance.backends.lab.ovnruntime import (
     schema_capabilities,
 )
 from kubeovn_conformance.backends.lab.profile import DEFAULT, get_profile
-from kubeovn_conformance.backends.lab.sync import plan_commands
+from kubeovn_conformance.backends.lab.sync import in_tier, plan_commands
 from kubeovn_conformance.backends.lab.translate import desired_state
 from kubeovn_conformance.model import (
     ContainerPort,
@@ -115,26 +116,30 @@ def test_version_and_capabilities_are_read_from_nbctl_and_the_schema() -> None:
         assert (info.acl_tiers, info.acl_pass) == (newer, newer)
 
 
-def test_policy_acls_go_in_tier_2_only_where_ovn_has_tiers() -> None:
+def _tier_of(profile: str, acl_tiers: bool, tmp: Path) -> int:
+    """The tier the lab backend gives NetworkPolicy ACLs (schema with or without ACL.tier)."""
+    schema = tmp / f"nb-{acl_tiers}.ovsschema"
+    columns = {"tier": {"type": "integer"}} if acl_tiers else {}
+    schema.write_text(json.dumps({"tables": {"ACL": {"columns": columns}}}))
+    return LabBackend(profile=get_profile(profile), nb_schema=schema)._netpol_tier()
+
+
+def test_policy_acls_go_in_tier_2_only_where_ovn_has_tiers(tmp_path: Path) -> None:
     # Kube-OVN: NetpolACLTier = 2 (pkg/util/const.go v1.13.0:161, v1.16.2:201) on every
     # NetworkPolicy ACL (pkg/ovs/ovn-nb-acl.go v1.16.2:112,154,216,251); v1.12.35 builds its
     # ACLs without a tier (ovn-nb-acl.go:803 newACL has no tier parameter).
+    assert _tier_of("v1.16.2", True, tmp_path) == 2 and _tier_of("v1.13.0", True, tmp_path) == 2
+    assert _tier_of("v1.12.35", True, tmp_path) == 0
+    assert _tier_of("v1.16.2", False, tmp_path) == 0  # OVN without tiers: tier 0
     scenario = Scenario((), PODS, (), (POLICY,))
-
-    def tiers(profile: str, acl_tiers: bool) -> set[int]:
-        st = desired_state(scenario, PORTS, get_profile(profile), acl_tiers=acl_tiers)
-        return {a.tier for acls in st.acls.values() for a in acls}
-
-    assert tiers("v1.16.2", True) == {2} and tiers("v1.13.0", True) == {2}
-    assert tiers("v1.12.35", True) == {0}
-    assert tiers("v1.16.2", False) == {0}  # OVN without tiers: today's behaviour
-    assert get_profile("v1.12.35").netpol_acl_tier == 0 and DEFAULT.netpol_acl_tier == 2
+    tiered = in_tier(desired_state(scenario, PORTS, DEFAULT), 2)
+    assert {a.tier for acls in tiered.acls.values() for a in acls} == {2}
 
 
 def test_tiered_acls_are_created_and_deleted_by_tier() -> None:
     scenario = Scenario((), PODS, (), (POLICY,))
-    tiered = desired_state(scenario, PORTS, DEFAULT, acl_tiers=True)
-    flat = desired_state(scenario, PORTS, DEFAULT, acl_tiers=False)
+    flat = desired_state(scenario, PORTS, DEFAULT)
+    tiered = in_tier(flat, 2)
     creates = [c for c in plan_commands(None, tiered) if "acl" in c[:3]]
     assert creates and all("tier=2" in c for c in creates)
     assert not any(a.startswith("tier=") for c in plan_commands(None, flat) for a in c)

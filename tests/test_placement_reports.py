@@ -30,7 +30,8 @@ def fake_config(tmp_path: Path, kubeconfig: Path) -> SimpleNamespace:
     options = {"--backend": "kind", "--mode": "overlay", "--kube-ovn-version": "v1.16.2",
                "--kubeconfig": str(kubeconfig), "--probe-timeout": 0.3, "--deadline": 1.0,
                "--run-id": "placement", "--reports-dir": str(tmp_path / "reports"),
-               "--lab-profile": None, "--vlan-id": 100, "--pack": 1}
+               "--lab-profile": None, "--vlan-id": 100, "--pack": 1,
+               "--lab-ovn": "25.03", "--case-file": None}
     return SimpleNamespace(getoption=options.__getitem__)
 
 
