@@ -199,7 +199,11 @@ class LabBackend(Backend):
 
     def _netpol_tier(self) -> int:
         """NetworkPolicy ACLs in Kube-OVN's tier where the NB has tiers, else tier 0."""
-        return int(getattr(self.profile, "netpol_tier", 0)) if self.acl_tiers else 0
+        if not self.acl_tiers:
+            return 0
+        from kubeovn_conformance.backends.lab.profile import DEFAULT
+
+        return int((self.profile or DEFAULT).netpol_tier)  # no profile: the newest behaviour
 
     def _cluster_states(self, scenario: Scenario, lsps: dict[str, str]) -> Any:
         """(before, after) objects of the cluster-scoped policies for this reconcile."""
