@@ -115,11 +115,11 @@ def test_manifests_are_what_the_api_server_accepts() -> None:
             assert back.policies == scenario.policies, case.id
 
 
-def test_markers_select_by_one_dimension_value_under_strict_markers() -> None:
+def test_markers_select_by_one_dimension_value_under_strict_markers(tmp_path: Path) -> None:
     value = ("peers", "two-ipblocks")
     expected = sum(1 for r in ROWS if r[value[0]] == value[1])
     r = subprocess.run([sys.executable, "-m", "pytest", "suites/test_generated.py", "--collect-only",
-                        "-q", "-p", "no:cacheprovider", "-m", marker(*value)],
+                        "-q", "-p", "no:cacheprovider", "--reports-dir", str(tmp_path), "-m", marker(*value)],
                        check=False, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert f"{expected}/{len(ROWS)} tests collected" in r.stdout
@@ -149,7 +149,8 @@ def test_packs_are_made_of_the_selected_cases_only(tmp_path: Path) -> None:
         "    print('ORDER', ','.join(c.id for c in session.config._kubeovn_case_order))\n")
     picked = [c.id for c in CASES[:3]]
     r = subprocess.run([sys.executable, "-m", "pytest", "suites/test_generated.py", "--collect-only",
-                        "-q", "-p", "no:cacheprovider", "-p", "order_probe", "-k", " or ".join(picked)],
+                        "-q", "-p", "no:cacheprovider", "-p", "order_probe", "--reports-dir",
+                        str(tmp_path / "reports"), "-k", " or ".join(picked)],
                        check=False, capture_output=True, text=True, cwd=ROOT, timeout=300,
                        env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

@@ -200,3 +200,22 @@ def test_policy_api_crds_exist_at_their_refs(line):
                              capture_output=True, text=True, check=False)
         assert crd.returncode == 0, f"{url}: {crd.stderr.strip()}"
         assert f"plural: {plural}" in crd.stdout
+
+
+def _leaves(tree: dict, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for k, v in tree.items():
+        out |= _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}"}
+    return out
+
+
+@needs_mirror
+@pytest.mark.parametrize("version", [v for v, e in MATRIX.versions.items() if e.install == "helm"])
+def test_chart_keys_are_leaves_of_values_yaml_at_the_tag_and_marked_verified(version):
+    """clusters/chart-keys.yaml says `verified` for a line only if every key it lists is a leaf
+    of charts/kube-ovn/values.yaml at the matrix's tag of that line."""
+    raw = yaml.safe_load((ROOT / "clusters" / "chart-keys.yaml").read_text())
+    line = raw["helm"][version.rsplit(".", 1)[0]]
+    have = _leaves(yaml.safe_load(show(version, "charts/kube-ovn/values.yaml")))
+    assert sorted(set(line["keys"]) - have) == []
+    assert line["status"] == "verified", line["source"]

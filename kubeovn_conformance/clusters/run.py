@@ -18,6 +18,7 @@ from kubeovn_conformance.clusters.matrix import (
     ClusterError,
     Matrix,
 )
+from kubeovn_conformance.clusters.memory import check_memory
 from kubeovn_conformance.clusters.network import (
     NetworkFacts,
     inspect_docker_network,
@@ -123,6 +124,7 @@ def run_up(
     if state != "absent":
         print(f"recreating cluster {o.name!r}: {state}", file=sys.stderr)
         _run(Step(["kind", "delete", "cluster", "--name", o.name]))
+    check_memory()
     for step in create_steps(matrix, o):
         _run(step)
     net = None

@@ -18,6 +18,9 @@ from kubeovn_conformance.report import browser, diff, html, junit, known, markdo
 from kubeovn_conformance.report.records import ReportError, load_runs
 
 PROG = "kubeovn-conformance"
+# The known issues pytest applies (pytest_plugin.KNOWN_ISSUES: it has no option for another
+# file), so that a report without --known paints cells as the runs judged them.
+DEFAULT_KNOWN = Path(__file__).resolve().parents[2] / "clusters" / "known-issues.yaml"
 __all__ = ["ReportError", "add_subcommands", "main"]
 
 
@@ -48,7 +51,8 @@ def _fragment(m: matrix.Matrix, choice: str | None) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    m = matrix.build(load_runs(args.runs), known.load_known(args.known))
+    path = None if args.no_known else args.known or (DEFAULT_KNOWN if DEFAULT_KNOWN.is_file() else None)
+    m = matrix.build(load_runs(args.runs), known.load_known(path))
     page = html.render(m, title=args.title) if args.format == "html" or args.screenshot else ""
     _write(markdown.render(m) if args.format == "markdown" else page, args.output)
     if args.screenshot:  # always of the HTML page, whichever format was written
@@ -110,7 +114,10 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rep.add_argument("--format", choices=("html", "markdown"), default="html",
                      help="html (default) or markdown")
     rep.add_argument("--known", metavar="YAML",
-                     help="known issues file, e.g. clusters/known-issues.yaml")
+                     help="known issues file (default: clusters/known-issues.yaml of the package, "
+                     "the one pytest applied)")
+    rep.add_argument("--no-known", action="store_true",
+                     help="no known issues: every failing cell as FAIL")
     rep.add_argument("--title", default="Kube-OVN NetworkPolicy conformance", help="page title")
     rep.add_argument("--screenshot", metavar="PNG",
                      help="also render the HTML page in headless chromium and save a PNG")
