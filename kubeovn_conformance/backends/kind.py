@@ -35,6 +35,7 @@ import re
 import secrets
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -86,6 +87,25 @@ def _dns_label(text: str) -> str:
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")
 
 
+RUN_ID_MAX = 40  # leaves room in a 63-character namespace name for prefix, setup and namespace
+# The xdist worker suffix the pytest plugin appends to the run's id (f"{run_id}-{worker}").
+_WORKER_SUFFIX = re.compile(r"^(?P<base>.*?)-(?P<worker>gw\d+)$")
+
+
+def short_run_id(raw: str, limit: int = RUN_ID_MAX) -> str:
+    """The run id as a label value of at most `limit` characters: cut the run's own part
+    first (with a hash of what was cut, so long ids stay apart), then append the worker
+    suffix, then strip. Cut after the suffix, `-gw0` and `-gw1` became one id, and a cut
+    that ended on a `-` (`...-v1-15-24-gw0`) was an invalid label value."""
+    m = _WORKER_SUFFIX.match(raw)
+    base, worker = (_dns_label(m["base"]), m["worker"]) if m else (_dns_label(raw), "")
+    room = limit - (len(worker) + 1 if worker else 0)
+    if len(base) > room:
+        digest = hashlib.sha256(base.encode()).hexdigest()[:6]
+        base = f"{base[:room - len(digest) - 1].rstrip('-')}-{digest}"
+    return "-".join(part for part in (base, worker) if part).strip("-")
+
+
 def _reserved(key: str) -> bool:
     """Labels the backend or the API server own; reconcile never touches them."""
     return key == NS_NAME_LABEL or key.startswith(("kubeovn-conformance/", "pod-security.kubernetes.io/"))
@@ -99,14 +119,21 @@ class KindBackend(Backend):
                  image: str = DEFAULT_IMAGE, namespace_prefix: str = "kc",
                  ready_timeout: float = 300.0, delete_timeout: float = 300.0,
                  exec_grace: float = 30.0, pod_security: bool = True, sctp: bool | None = None,
-                 diagnostics_script: str | os.PathLike[str] | None = None) -> None:
+                 diagnostics_script: str | os.PathLike[str] | None = None,
+                 delete_wait: str = "now") -> None:
         self.mode = mode
+        if delete_wait not in ("now", "previous"):
+            raise ValueError(f"delete_wait {delete_wait!r}: now or previous")
+        # "now": teardown waits until the workload's namespaces are gone; "previous": it
+        # issues the deletes and waits for those of the workload before (bench_kind.py).
+        self.delete_wait = delete_wait
+        self._deleting: set[str] = set()  # deleted, not yet waited for ("previous")
         # kind nodes are containers on this machine's kernel: it decides whether SCTP works.
         self.supports_sctp = _host_has_sctp() if sctp is None else sctp
         self.kube_ovn_version = kube_ovn_version
         self.kubeconfig = None if kubeconfig is None else str(kubeconfig)
         self.context = context
-        self.run_id = _dns_label(run_id or time.strftime("%m%d%H%M%S") + secrets.token_hex(2))[:40]
+        self.run_id = short_run_id(run_id or time.strftime("%m%d%H%M%S") + secrets.token_hex(2))
         if not self.run_id:
             raise ValueError(f"run id {run_id!r} has no usable characters")
         self.image = image
@@ -655,10 +682,25 @@ class KindBackend(Backend):
 
     # ------------------------------------------------------------------ teardown
 
-    def teardown(self) -> None:
-        """Delete every namespace of this run and wait until they are gone. Idempotent."""
-        if not self._created_ns and not self._ns_map:
-            return  # nothing of ours can exist
+    @property
+    def setups(self) -> int:
+        """Workloads set up so far (each: namespaces, pods, Services, a wait for Ready)."""
+        return self._setups
+
+    def teardown(self, wait: bool | None = None) -> None:
+        """Delete every namespace of this run and wait until they are gone. Idempotent.
+        On an interrupt (Ctrl-C, or SIGTERM turned into one; or `wait=False`) the deletes
+        are issued, by the run label, and not waited for: the namespace controller finishes
+        them, and a job that is being cut off keeps its minutes for JUnit and the upload.
+        With `delete_wait="previous"` (and `wait` not given) it waits only for the namespaces
+        of the teardown before, which had a whole case to go; `wait=True` waits for all."""
+        if not self._created_ns and not self._ns_map and not (wait and self._deleting):
+            return  # nothing of ours can exist (or be left to wait for)
+        if wait is None:
+            wait = not isinstance(sys.exc_info()[1], KeyboardInterrupt)
+            lagging = wait and self.delete_wait == "previous"
+        else:
+            lagging = False
         core = self.core()
         selector = f"{RUN_LABEL}={self.run_id}"
         if self._cluster_kinds:  # cluster-scoped: namespace deletion does not take them
@@ -669,14 +711,23 @@ class KindBackend(Backend):
             listed = {n.metadata.name for n in core.list_namespace(label_selector=selector).items}
         except ApiException as e:
             raise InfraError(f"teardown: cannot list namespaces: {e.status} {e.reason}") from None
-        doomed = listed | self._created_ns
+        doomed = (listed - self._deleting) | self._created_ns
         for name in sorted(doomed):
             with contextlib.suppress(_Gone):
                 self._delete(core.delete_namespace, name)
+        if not wait:
+            self._deleting |= doomed
+            self._forget()
+            return
+        if lagging:  # wait for the workload before; this one's deletes run meanwhile
+            pending, self._deleting = set(self._deleting), doomed
+        else:
+            pending, self._deleting = doomed | self._deleting, set()
 
         def gone() -> None:
-            left = {n.metadata.name for n in core.list_namespace(label_selector=selector).items}
-            left |= {n for n in self._created_ns if _exists(core, n)}
+            listed_now = {n.metadata.name for n in core.list_namespace(label_selector=selector).items}
+            left = (listed_now if not lagging else listed_now & pending)
+            left |= {n for n in pending - listed_now if _exists(core, n)}
             if left:
                 raise _NotYet(", ".join(sorted(left)))
 
@@ -689,6 +740,10 @@ class KindBackend(Backend):
             raise InfraError(f"namespaces still there after {self.delete_timeout:.0f}s: {e}") from None
         except ApiException as e:
             raise InfraError(f"teardown: {e.status} {e.reason}") from None
+        self._forget()
+
+    def _forget(self) -> None:
+        """After teardown: no workload, nothing of ours known to exist."""
         self._created_ns.clear()
         self._ns_map = {}
         self._workload = None
@@ -842,4 +897,4 @@ def exit_status(raw: str) -> int | None:
     raise InfraError(f"exec failed: {status.get('message') or status.get('reason') or raw[:200]}")
 
 
-__all__ = ["DEFAULT_IMAGE", "RUN_LABEL", "KindBackend", "exit_status", "parse_observations"]
+__all__ = ["DEFAULT_IMAGE", "RUN_LABEL", "KindBackend", "exit_status", "parse_observations", "short_run_id"]
