@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from kubeovn_conformance import truthtable
+from kubeovn_conformance import signals, truthtable
 from kubeovn_conformance.model import ManifestError, load_scenario
 from kubeovn_conformance.oracle import Oracle
 
@@ -114,6 +114,9 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:  # type: ig
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM (CI cancellation, `timeout`) stops `fuzz` or `lab up` as Ctrl-C does: cleaned up,
+    # results so far kept; a second signal does not cut that cleanup short.
+    handlers = signals.interrupts(PROG)
     try:
         return int(args.func(args))
     except (ManifestError, UsageError, ValueError) as e:
@@ -124,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        handlers.restore()
 
 
 if __name__ == "__main__":

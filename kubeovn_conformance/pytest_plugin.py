@@ -9,6 +9,8 @@ Skips are decided by configuration (backend and mode), never by what a cluster a
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kubeovn_conformance import packing, placement
+from kubeovn_conformance import packing, placement, signals
 from kubeovn_conformance.backends import factory
 from kubeovn_conformance.backends.base import Backend, InfraError
 from kubeovn_conformance.report.junit import add_junit_properties
@@ -25,6 +27,8 @@ from kubeovn_conformance.results import RunInfo, new_run_id, read_jsonl
 from kubeovn_conformance.runner import Case, Runner
 
 RUN_ID_KEY = "kubeovn_conformance_run_id"
+# --backend cluster/kind: the Subnet and version preflight, before collection (its docstring).
+pytest_plugins = ["kubeovn_conformance.cluster_plugin"]
 
 
 @dataclass
@@ -45,13 +49,24 @@ _OPEN: list[Conformance] = []  # closed at session end even when Ctrl-C skipped 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("kubeovn-conformance", "Kube-OVN NetworkPolicy conformance")
-    g.addoption("--backend", choices=("lab", "kind"), default="lab",
-                help="where cases run: lab (real OVN on network namespaces) or kind (a cluster)")
+    g.addoption("--backend", choices=("lab", "kind", "cluster"), default="lab",
+                help="where cases run: lab (real OVN on network namespaces), cluster (a "
+                     "Kubernetes cluster running Kube-OVN that you have) or kind (a cluster made "
+                     "by scripts/cluster-up: the same, SCTP decided by this machine's kernel)")
     g.addoption("--mode", choices=("overlay", "underlay"), default="overlay",
-                help="Kube-OVN network mode of the default subnet")
+                help="Kube-OVN network mode of the subnet the test pods are on (with --subnet, "
+                     "checked against it: a Subnet with spec.vlan is underlay)")
     g.addoption("--kube-ovn-version", default=None,
-                help="Kube-OVN version under test (kind: as installed by scripts/cluster-up)")
-    g.addoption("--kubeconfig", default=None, help="kind: kubeconfig of the cluster")
+                help="Kube-OVN version under test (kind: as installed by scripts/cluster-up; "
+                     "cluster: default read from the kube-ovn-controller image in kube-system)")
+    g.addoption("--kubeconfig", default=None,
+                help="kind/cluster: kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config)")
+    g.addoption("--subnet", default=None, metavar="NAME",
+                help="kind/cluster: put every test pod on this Kube-OVN Subnet (pod annotation "
+                     "ovn.kubernetes.io/logical_switch); default: the namespace's subnet")
+    g.addoption("--agent-image", default=None, metavar="IMAGE",
+                help="kind/cluster: image the probe agent runs in, any with python3 >= 3.9 "
+                     "(default docker.io/library/python:3.12-alpine; for mirrored registries)")
     g.addoption("--lab-profile", default=None,
                 help="lab: Kube-OVN behaviour to reproduce: a tag (v1.15.6), a line (v1.15 = its "
                      "newest tag), history:<fix id> (clusters/kube-ovn-history.yaml); default newest")
@@ -96,6 +111,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for name, text in all_markers():
         config.addinivalue_line("markers", f"{name}: {text}")
+    if _uses_suites(config):  # SIGTERM as Ctrl-C, main process and xdist workers alike
+        config._kubeovn_signals = signals.interrupts(  # type: ignore[attr-defined]
+            forward=lambda: config.pluginmanager.getplugin("dsession") is not None,
+            announce=False)  # said by pytest_keyboard_interrupt: output is captured in a test
+        _SIGNALS.append(config._kubeovn_signals)  # type: ignore[attr-defined]
     if not _uses_suites(config) or hasattr(config, "workerinput"):
         return
     try:
@@ -118,6 +138,27 @@ def pytest_configure(config: pytest.Config) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     if not config.option.xmlpath:
         config.option.xmlpath = str(run_dir / "junit.xml")
+
+
+_SIGNALS: list[signals.Interrupts] = []
+
+
+_INTERRUPTED: list[bool] = []  # set when this process's session was interrupted
+
+
+def pytest_keyboard_interrupt(excinfo: Any) -> None:
+    _INTERRUPTED.append(True)  # closing backends then starts their removal without waiting
+    if any(signal.SIGTERM in h.received[:1] for h in _SIGNALS):
+        print(f"\nkubeovn-conformance: {signals.SIGTERM_NOTE}", file=sys.stderr, flush=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _INTERRUPTED.clear()
+    handlers = getattr(config, "_kubeovn_signals", None)
+    if handlers is not None:
+        handlers.restore()
+        if handlers in _SIGNALS:
+            _SIGNALS.remove(handlers)
 
 
 def pytest_configure_node(node: Any) -> None:  # xdist: every worker writes into the same run
@@ -236,12 +277,19 @@ def _known_outcome(ex: Explained, outcome: str, strict: bool, case: Case, text: 
 
 
 def make_backend(config: pytest.Config, run_id: str) -> Backend:
+    def optional(name: str) -> Any:  # options a hand-made config (tests) may not carry
+        try:
+            return config.getoption(name)
+        except (KeyError, ValueError):
+            return None
+
     return factory.make_backend(
         config.getoption("--backend"), config.getoption("--mode"),
         lab_profile=config.getoption("--lab-profile"), vlan_id=config.getoption("--vlan-id"),
         kubeconfig=config.getoption("--kubeconfig"),
         kube_ovn_version=config.getoption("--kube-ovn-version"), run_id=run_id,
-        lab_ovn=config.getoption("--lab-ovn"))
+        lab_ovn=config.getoption("--lab-ovn"), subnet=optional("--subnet"),
+        agent_image=optional("--agent-image"))
 
 
 class Conformance:
@@ -396,9 +444,11 @@ class Conformance:
         return self._reports.pop(case.id)
 
     def close(self) -> None:
-        if self in _OPEN:
+        """The session's end: every workload removed and waited for; after an interrupt
+        (Ctrl-C, SIGTERM) removed without waiting, so a job being cut off keeps its minutes."""
+        self.runner.close(wait=not _INTERRUPTED)
+        if self in _OPEN:  # only now: a close cut short is done again at the session's end
             _OPEN.remove(self)
-        self.runner.close()
 
 
 @pytest.fixture(scope="session")

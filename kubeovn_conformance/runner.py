@@ -93,11 +93,19 @@ class Runner:
                  f"in {time.monotonic() - start:.1f}s")
         return self._live
 
-    def close(self) -> None:
-        if self._workload is not None:
-            self._workload = self._live = None
+    def close(self, wait: bool | None = None) -> None:
+        """Tear the workload down. A teardown cut short by an interrupt (Ctrl-C or SIGTERM in
+        the middle of its deletes) keeps the workload, so the close() at the session's end does
+        it again instead of leaving the rest behind; one that failed is not tried again."""
+        if self._workload is None:
+            return
+        try:
             with self._timed("teardown"):
-                self.backend.teardown()
+                self.backend.teardown(wait=wait)
+        except Exception:
+            self._workload = self._live = None
+            raise
+        self._workload = self._live = None
 
     def discard(self) -> None:
         """close(), never raising: used while another error is on its way up."""

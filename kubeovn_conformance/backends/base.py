@@ -81,8 +81,10 @@ class Backend(abc.ABC):
         Raises InfraError when the round itself failed (agent missing, exec failed)."""
 
     @abc.abstractmethod
-    def teardown(self) -> None:
-        """Remove everything setup created. Safe to call twice and after a failed setup."""
+    def teardown(self, wait: bool | None = None) -> None:
+        """Remove everything setup created. Safe to call twice and after a failed setup.
+        `wait=False`: the run is being interrupted; start the removal and return without
+        waiting for it to finish (a cluster's namespace deletion). None: the backend decides."""
 
     def node_of(self, pod_key: str) -> str | None:
         """The node pod `pod_key` ("ns/name") runs on, when the backend knows it: probe records

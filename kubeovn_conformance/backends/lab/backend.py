@@ -43,6 +43,7 @@ from kubeovn_conformance.backends.lab.daemons import (
 )
 from kubeovn_conformance.backends.lab.ovnruntime import FLUSHES, datapath_flushes
 from kubeovn_conformance.model import Pod, Scenario
+from kubeovn_conformance.signals import shielded
 
 MODES = ("overlay", "underlay")
 AGENT_READY_TIMEOUT = 15.0
@@ -70,7 +71,7 @@ class LabBackend(Backend):
     # 7.8 ms median, 58.7 ms p99, 67 ms max; 0.5 s keeps a 7x margin.
     probe_timeout = 0.5
 
-    def __init__(self, mode: str = "overlay", *, lab_name: str = "default",
+    def __init__(self, mode: str = "overlay", *, lab_name: str | None = None,
                  lab_dir: str | Path | None = None, vlan_id: int = 100, profile: Any = None,
                  lb_on_underlay: bool | None = None, python: str = sys.executable,
                  sync_timeout: float = 30.0, nb_schema: str | Path | None = None,
@@ -81,6 +82,7 @@ class LabBackend(Backend):
         profile: a translate Profile (kubeovn_conformance.backends.lab.profile), passed to
         the policy translation; None means its default. lb_on_underlay: attach the Service
         load balancers to the underlay switch; None takes profile.lb_on_underlay (else True).
+        lab_name: default KOCL_LAB_NAME, else "default" (a test's lab of its own).
         lab_dir: base directory of labs (default /run/kubeovn-conformance-lab).
         nb_schema: decide ACL tiers from this OVN_Northbound schema file instead of the
         running OVN's (tests): with tiers, NetworkPolicy ACLs go in the profile's tier and
@@ -95,7 +97,7 @@ class LabBackend(Backend):
         self.lb_on_underlay = bool(lb_on_underlay)
         self.python = python
         self.sync_timeout = sync_timeout
-        self.lab = Lab(lab_name, lab_dir, ovn)
+        self.lab = Lab(lab_name or os.environ.get("KOCL_LAB_NAME") or "default", lab_dir, ovn)
         self.subnet = topo.SUBNETS[mode]
         self.kube_ovn_version = f"lab:{getattr(profile, 'tag', 'default')}"
         self.supports_sctp = kernel_has_sctp()
@@ -176,6 +178,9 @@ class LabBackend(Backend):
     def reconcile(self, scenario: Scenario, between: Callable[[], None] | None = None) -> Scenario:
         if self._scenario is None:
             raise InfraError("reconcile() before setup()")
+        # A daemon died since the last call: fail here, at once, so the runner tears this
+        # workload down and the next case (or the retry) starts on a restarted lab.
+        self.lab.check_dataplane("before applying a state")
         self._reconcile_workload(scenario)
         scenario = self._with_addresses(scenario)
         self._apply_load_balancers(scenario)  # label changes can change Service endpoints
@@ -267,6 +272,16 @@ class LabBackend(Backend):
             raise InfraError(f"probe from unknown pod {client!r}")
         if not targets:
             return []
+        # A round on a dead or half-dead dataplane proves nothing: with ovs-vswitchd gone every
+        # dial times out (a deny "passes", an allow "fails"); with ovn-controller gone the
+        # flows are frozen. Checked before and after, so a daemon that dies during the round
+        # makes the whole round an infra-error, never a verdict.
+        self.lab.check_dataplane("before probing")
+        observations = self._probe(port, targets, timeout)
+        self.lab.check_dataplane("while probing")
+        return observations
+
+    def _probe(self, port: topo.PodPort, targets: Sequence[Target], timeout: float) -> list[Observation]:
         batch = [{"id": t.id, "host": t.host, "port": t.port, "protocol": t.protocol}
                  for t in targets]
         control = self._control_path(port.netns)
@@ -304,7 +319,13 @@ class LabBackend(Backend):
     def _control_path(self, netns: str) -> Path:
         return self.lab.dir / f"agent-{netns}.sock"
 
-    def teardown(self) -> None:
+    def teardown(self, wait: bool | None = None) -> None:
+        """Everything the lab made goes, always to the end (`wait` changes nothing here: the
+        lab's removal is local and takes well under a second)."""
+        with shielded():  # an interrupt meanwhile is raised once nothing is half removed
+            self._teardown()
+
+    def _teardown(self) -> None:
         errors: list[str] = []
 
         def step(fn: Any, *args: Any) -> None:

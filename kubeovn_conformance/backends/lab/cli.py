@@ -14,6 +14,7 @@ import sys
 from kubeovn_conformance.backends.lab import topology as topo
 from kubeovn_conformance.backends.lab.daemons import Lab, LabAlreadyRunning, LabError
 from kubeovn_conformance.backends.lab.ovnruntime import CHOICES, DEFAULT_OVN
+from kubeovn_conformance.signals import interrupts
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -93,7 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubeovn-conformance")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["lab", *(argv if argv is not None else sys.argv[1:])])
-    return int(args.func(args))
+
+    handlers = interrupts()  # SIGTERM as Ctrl-C: a cut-off `lab up` cleans up after itself
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("kubeovn-conformance: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        handlers.restore()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeovn_conformance.backends.base import InfraError
+from kubeovn_conformance.signals import shielded
 
 DEFAULT_BASE = Path("/run/kubeovn-conformance-lab")
 NETNS_PREFIX = "kocl"
@@ -320,11 +321,48 @@ class Lab:
         return pids
 
     def is_running(self) -> bool:
-        pids = self.daemon_pids()
-        return all(p is not None and pid_alive(p) for p in pids.values())
+        return not self.dead_daemons()
+
+    def dead_daemons(self) -> list[str]:
+        """The daemons of this lab that do not run (crashed, killed, never started)."""
+        return [d for d, p in self.daemon_pids().items() if p is None or not pid_alive(p)]
+
+    def check_dataplane(self, when: str) -> None:
+        """Raise LabError when a daemon of the lab is gone: whatever is observed on a dead or
+        half-dead dataplane (probes time out, policies never arrive) is no verdict."""
+        dead = self.dead_daemons()
+        if dead:
+            raise LabError(f"dataplane down {when}: {', '.join(dead)} not running "
+                           f"(see {self.dir}/*.log)")
+
+    def stray_pids(self) -> list[int]:
+        """Processes of this lab however they were started: any process whose command line
+        names the lab directory (daemons whose pidfile was lost, agents, ctl calls) or that
+        runs chrooted in its OVN view. Never this process nor its ancestors."""
+        mine = f"{self.dir}/"
+        view = str(self.root_view)
+        spared, pid = set(), os.getpid()
+        while pid > 1 and pid not in spared:
+            spared.add(pid)
+            try:
+                pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                break
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) in spared:
+                continue
+            pid = int(proc.name)
+            root = ""
+            with contextlib.suppress(OSError):
+                root = os.readlink(proc / "root")
+            if mine in cmdline(pid) or root == view or root.startswith(view + "/"):
+                found.append(pid)
+        return found
 
     def exists(self) -> bool:
-        return self.dir.exists() or self.root_view.exists() or self.switch_netns in netns_list()
+        return (self.dir.exists() or self.root_view.exists() or self.switch_netns in netns_list()
+                or bool(self.stray_pids()))
 
     @property
     def started_by(self) -> str:
@@ -452,7 +490,13 @@ class Lab:
                        f"(see {self.dir / 'ovn-controller.log'})")
 
     def stop(self) -> None:
-        """Kill agents and daemons, delete the lab's namespaces and directory. Idempotent."""
+        """Kill agents and daemons, delete the lab's namespaces and directory. Idempotent.
+        Ctrl-C or SIGTERM during it waits until it is done (signals.shielded)."""
+
+        with shielded():
+            self._stop()
+
+    def _stop(self) -> None:
         state = self.load_state()
         for entry in (state.get("pids") or {}).values():
             kill_recorded(entry)
@@ -464,6 +508,10 @@ class Lab:
         for pid in self.daemon_pids().values():
             if pid is not None:
                 kill_pid(pid)
+        # What the pidfiles no longer name (a daemon whose pidfile a crashed start removed or
+        # overwrote, a ctl call hanging on a dead daemon): a full stop leaves no process.
+        for pid in self.stray_pids():
+            kill_pid(pid, grace=1.0)
         netns_delete(self.switch_netns)
         # The OVN root's view, whichever OVN this object was made for: found by its mounts.
         from kubeovn_conformance.backends.lab.ovnruntime import release_view
