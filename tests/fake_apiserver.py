@@ -21,7 +21,10 @@ error-channel status; {"exit_code": N} reports exit N; {"hang": True} never fini
 Nodes (`nodes=[fake_node(...)]`, default one untainted node) are listed, and new pods are
 "scheduled" like the scheduler would: a required node affinity on kubernetes.io/hostname
 picks the node with that label, respecting NoSchedule/NoExecute taints; no matching node
-leaves the pod Pending (Unschedulable). `forbidden={"nodes"}` answers 403 to listing them.
+leaves the pod Pending (Unschedulable). `forbidden={"nodes"}` answers 403 to listing them
+(and to reading any object of a forbidden resource). Kube-OVN Subnets and the controller's
+Deployment (`preload=[fake_subnet(...), fake_controller(...)]`) are there to be read by the
+cluster backend's preflight.
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ RESOURCES = {
     "adminnetworkpolicies": ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"),
     "baselineadminnetworkpolicies": ("policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"),
     "clusternetworkpolicies": ("policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy"),
+    # Read by the cluster backend's preflight (`preload=[fake_subnet(...), fake_controller(...)]`).
+    "subnets": ("kubeovn.io/v1", "Subnet"),
+    "deployments": ("apps/v1", "Deployment"),
 }
 POLICY_GROUP = "policy.networking.k8s.io"
 HOSTNAME = "kubernetes.io/hostname"
@@ -76,6 +82,23 @@ def fake_node(name: str, *, hostname: str | None = None, taints: tuple[tuple[str
             "spec": {"taints": [{"key": k, "effect": e} for k, e in taints],
                      **({"unschedulable": True} if unschedulable else {})},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def fake_subnet(name: str, *, vlan: str | None = None, cidr: str = "10.16.0.0/16") -> dict[str, Any]:
+    """A Kube-OVN Subnet (cluster-scoped); `vlan` makes it underlay."""
+    spec: dict[str, Any] = {"cidrBlock": cidr, "protocol": "IPv4", "provider": "ovn"}
+    if vlan:
+        spec["vlan"] = vlan
+    return {"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": name}, "spec": spec}
+
+
+def fake_controller(image: str) -> dict[str, Any]:
+    """The Deployment kube-system/kube-ovn-controller running `image`."""
+    pod = {"containers": [{"name": "kube-ovn-controller", "image": image}]}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "kube-ovn-controller", "namespace": "kube-system"},
+            "spec": {"selector": {"matchLabels": {"app": "kube-ovn-controller"}},
+                     "template": {"metadata": {"labels": {"app": "kube-ovn-controller"}}, "spec": pod}}}
 
 
 def _required_hostnames(pod: dict[str, Any]) -> list[str] | None:
@@ -228,7 +251,7 @@ class FakeApiServer:
                  pod_start_delay: float = 0.0, agent_ready_delay: float = 0.0,
                  exec_protocols: tuple[str, ...] = (V5, V4),
                  nodes: list[dict[str, Any]] | None = None, forbidden: set[str] | None = None,
-                 crds: set[str] | None = None) -> None:
+                 crds: set[str] | None = None, preload: list[dict[str, Any]] | None = None) -> None:
         self.validate_version = validate_version
         self.ns_delete_delay = ns_delete_delay
         self.pod_start_delay = pod_start_delay
@@ -240,6 +263,10 @@ class FakeApiServer:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (resource, ns, name)
         for node in nodes if nodes is not None else [fake_node("fake-node")]:
             self.objects[("nodes", "", node["metadata"]["name"])] = copy.deepcopy(node)
+        for obj in preload or ():  # objects that exist before the run (Subnets, the controller)
+            resource = next(r for r, kind in RESOURCES.items() if kind == (obj["apiVersion"], obj["kind"]))
+            meta = obj["metadata"]
+            self.objects[(resource, meta.get("namespace", ""), meta["name"])] = copy.deepcopy(obj)
         self.forbidden = set(forbidden or ())
         self.requests: list[tuple[str, str, str]] = []  # (method, path, content-type)
         self.execs: list[dict[str, Any]] = []
@@ -299,6 +326,31 @@ class FakeApiServer:
         return [r for r in self.requests
                 if r[0] in ("POST", "PUT", "PATCH", "DELETE") and f"/{resource}" in r[1]
                 and not r[1].endswith("/exec")]
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests so far by verb and resource: "create pods", "delete namespaces",
+        "list pods", "get namespaces", "log pods", "exec pods", "patch namespaces", ...
+        (`make bench-kind` counts a nightly row's API work with them)."""
+        verbs = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "delete"}
+        counts: dict[str, int] = {}
+        for method, path, _ in list(self.requests):
+            parts = [p for p in path.split("/") if p]
+            named = [i for i, p in enumerate(parts) if p in RESOURCES and not (
+                p == "namespaces" and len(parts) > i + 2 and parts[i + 2] in RESOURCES)]
+            if not named:
+                key = f"{method.lower()} {'/'.join(parts[:4])}"  # discovery, CRDs
+            else:
+                i = named[-1]
+                resource, rest = parts[i], parts[i + 1:]
+                if rest[1:] in (["exec"], ["log"]):
+                    verb = rest[1]
+                elif method == "GET":
+                    verb = "get" if rest else "list"
+                else:
+                    verb = verbs.get(method, method.lower())
+                key = f"{verb} {resource}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     # ---- object store
 
@@ -385,6 +437,8 @@ class FakeApiServer:
         return out
 
     def read(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        if resource in self.forbidden:
+            raise ApiError(403, "Forbidden", f'{resource} "{name}" is forbidden')
         with self.lock:
             obj = self.objects.get((resource, namespace, name))
             if obj is None:
@@ -610,7 +664,8 @@ class _Handler(BaseHTTPRequestHandler):
             parts = [p for p in url.path.split("/") if p]
             if parts[:2] == ["api", "v1"]:
                 rest = parts[2:]
-            elif parts[:3] == ["apis", "networking.k8s.io", "v1"]:
+            elif parts[:3] in (["apis", "networking.k8s.io", "v1"], ["apis", "kubeovn.io", "v1"],
+                               ["apis", "apps", "v1"]):
                 rest = parts[3:]
             elif parts[:4] == ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions"]:
                 name = parts[4] if len(parts) > 4 else ""

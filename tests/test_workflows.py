@@ -198,6 +198,8 @@ def test_actions_pinned_at_least_by_major(path):
     uses = re.findall(r"uses:\s*(\S+)", text)
     assert uses
     for u in uses:
+        if u == "./":  # this repository's own action (action.yml), at the checked-out commit
+            continue
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})", u), u
 
 
