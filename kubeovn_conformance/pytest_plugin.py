@@ -8,6 +8,7 @@ Skips are decided by configuration (backend and mode), never by what a cluster a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -21,8 +22,10 @@ import pytest
 from kubeovn_conformance import packing, placement, signals
 from kubeovn_conformance.backends import factory
 from kubeovn_conformance.backends.base import Backend, InfraError
+from kubeovn_conformance.report import junit_records
 from kubeovn_conformance.report.junit import add_junit_properties
 from kubeovn_conformance.report.known import Explained, KnownIssue, explain, load_known
+from kubeovn_conformance.report.records import ReportError
 from kubeovn_conformance.results import RunInfo, new_run_id, read_jsonl
 from kubeovn_conformance.runner import Case, Runner
 
@@ -153,6 +156,11 @@ def pytest_keyboard_interrupt(excinfo: Any) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if _INTERRUPTED and _uses_suites(config) and not hasattr(config, "workerinput"):
+        run_dir = Path(config.getoption("--reports-dir")) / _run_id(config)
+        if (run_dir / "junit.xml").is_file():  # written by pytest at the session's end
+            with contextlib.suppress(ReportError):
+                junit_records.complete(run_dir)
     _INTERRUPTED.clear()
     handlers = getattr(config, "_kubeovn_signals", None)
     if handlers is not None:

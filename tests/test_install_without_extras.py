@@ -1,5 +1,5 @@
-"""`pip install .` without extras, then the README's "against a cluster you already have"
-command: the pytest plugin must import with runtime dependencies only (junitparser was a test
+"""`pip install .` without extras, then the README's "Test your own cluster" command: the
+pytest plugin must import with runtime dependencies only (junitparser was a test
 extra once, and the plugin failed to load)."""
 
 from __future__ import annotations
@@ -46,3 +46,13 @@ def test_plugin_loads_with_runtime_dependencies_only(tmp_path):
                        capture_output=True, text=True, cwd=work, env=env, check=False, timeout=300)
     assert r.returncode == 5, r.stdout[-2000:] + r.stderr[-2000:]  # 5: no tests collected
     assert sys.executable != str(py)
+
+
+def test_license_is_an_spdx_expression_setuptools_reads_without_a_warning():
+    """`license = { text = ... }` is deprecated (PEP 639): setuptools >= 77 printed a warning
+    block on every install. An SPDX string, and a build backend that understands it."""
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "Apache-2.0"
+    assert "setuptools>=77" in meta["build-system"]["requires"]

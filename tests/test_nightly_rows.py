@@ -227,3 +227,24 @@ def test_the_budget_leaves_the_job_time_for_diagnostics_staging_and_upload():
     diagnostics = next(s for s in job["steps"] if s.get("name") == "Diagnostics")["timeout-minutes"]
     # Checkout, setup-python, staging and upload: 5 minutes at least.
     assert budget + kill_after + diagnostics + 5 <= job["timeout-minutes"]
+
+
+def test_junit_of_an_interrupted_session_is_completed_from_the_records(tmp_path):
+    """pytest wrote junit.xml on the interrupt, but a case recorded as the signal came (or, with
+    xdist, one whose report never reached the main process) is missing: complete() adds it with
+    its recorded outcome, and the case in flight as cut off; twice adds nothing twice."""
+    from kubeovn_conformance.report import junit_records
+
+    run = tmp_path / "20260101T000000Z-kind-underlay-v1.15.24"
+    run.mkdir()
+    _records(run, ["a", "b"], running="c")
+    (run / "junit.xml").write_text('<testsuites><testsuite name="pytest" tests="1">'
+                                   '<testcase classname="suites.x" name="test_case[underlay-a-v1.15.24]"/>'
+                                   "</testsuite></testsuites>")
+    assert junit_records.complete(run) == 2
+    assert _testcases(run / "junit.xml") == {"test_case[underlay-a-v1.15.24]": "pass",
+                                             "test_case[underlay-b-v1.15.24]": "failure",
+                                             "test_case[underlay-c-v1.15.24]": "error"}
+    suite = ET.parse(run / "junit.xml").getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
+    assert junit_records.complete(run) == 0

@@ -70,15 +70,10 @@ def _cut_off_case(suite: ET.Element, reason: str, recorded: int, meta: dict[str,
         "cases that had not started are not listed.")
 
 
-def derive(run_dir: Path, out: Path | None = None) -> Path:
-    """junit.xml for `run_dir` from its records; ReportError when it has none."""
-    run_dir = Path(run_dir)
-    cases_path, results_path = run_dir / CASES, run_dir / RESULTS
-    if not cases_path.is_file() and not results_path.is_file():
-        raise ReportError(f"{run_dir}: no {CASES} or {RESULTS} to derive JUnit from")
-    case_lines = read_jsonl(cases_path)
-    results = read_jsonl(results_path)
-    meta = _meta(run_dir, results, case_lines)
+def _read(run_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, int], dict[str, Any]]:
+    """The last line per recorded case, probe records per case, and the run's metadata."""
+    case_lines = read_jsonl(run_dir / CASES)
+    results = read_jsonl(run_dir / RESULTS)
     last: dict[str, dict[str, Any]] = {}
     for line in case_lines:  # a retry's line supersedes the first error, as in summary.json
         if isinstance(line, dict) and "case" in line:
@@ -87,14 +82,22 @@ def derive(run_dir: Path, out: Path | None = None) -> Path:
     for r in results:
         if isinstance(r, dict) and r.get("case") is not None:
             probed[str(r["case"])] = probed.get(str(r["case"]), 0) + 1
-    reason = cut_off_reason(run_dir)
-    if reason is None and not (run_dir / SUMMARY).is_file():
-        reason = "no summary.json: the run was killed before pytest finished"
-    suite = ET.Element("testsuite", name="kubeovn-conformance (from records)")
+    return last, probed, _meta(run_dir, results, case_lines)
+
+
+def _add_recorded(suite: ET.Element, last: dict[str, dict[str, Any]], probed: dict[str, int],
+                  meta: dict[str, Any], present: frozenset[str] | set[str] = frozenset()) -> int:
+    """A testcase per recorded case (its outcome) and per case with probes but no result (cut
+    off while it ran), except those named in `present`. Returns how many it added."""
+    added = 0
     for case_id, line in last.items():
+        name = _case_name(case_id, meta)
+        if name in present:
+            continue
         props = junit_properties({k: v for k, v in line.items() if k in ("probes", "mismatches", "leaks",
                                                                        "convergence_ms")}, meta)
-        tc = _testcase(suite, _case_name(case_id, meta), props, float(line.get("duration_s") or 0.0))
+        tc = _testcase(suite, name, props, float(line.get("duration_s") or 0.0))
+        added += 1
         outcome = line.get("outcome")
         if outcome == "fail":
             ET.SubElement(tc, "failure", message=f"mismatch: {line.get('mismatches', '?')} cells",
@@ -105,17 +108,56 @@ def derive(run_dir: Path, out: Path | None = None) -> Path:
         elif outcome == "skipped":
             ET.SubElement(tc, "skipped", message=str(line.get("skip_reason") or "skipped"))
     for case_id, n in probed.items():
-        if case_id in last:
+        name = _case_name(case_id, meta)
+        if case_id in last or name in present:
             continue
-        tc = _testcase(suite, _case_name(case_id, meta), junit_properties({"probes": n}, meta))
+        tc = _testcase(suite, name, junit_properties({"probes": n}, meta))
+        added += 1
         ET.SubElement(tc, "error", message="cut off while it ran", type="cut-off").text = (
             f"{n} probe records were written before the run ended; the case has no result.")
+    return added
+
+
+def derive(run_dir: Path, out: Path | None = None) -> Path:
+    """junit.xml for `run_dir` from its records; ReportError when it has none."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CASES).is_file() and not (run_dir / RESULTS).is_file():
+        raise ReportError(f"{run_dir}: no {CASES} or {RESULTS} to derive JUnit from")
+    last, probed, meta = _read(run_dir)
+    reason = cut_off_reason(run_dir)
+    if reason is None and not (run_dir / SUMMARY).is_file():
+        reason = "no summary.json: the run was killed before pytest finished"
+    suite = ET.Element("testsuite", name="kubeovn-conformance (from records)")
+    _add_recorded(suite, last, probed, meta)
     if reason is not None:
         _cut_off_case(suite, reason, len(last), meta)
     _count(suite)
     root = ET.Element("testsuites")
     root.append(suite)
     return _write(root, out or run_dir / JUNIT)
+
+
+def complete(run_dir: Path) -> int:
+    """After an interrupted session: add to the junit.xml pytest wrote the recorded cases it
+    does not list (a case whose record was written as the signal came, before pytest reported
+    it; with xdist, a case whose report never reached the main process). Returns how many."""
+    run_dir = Path(run_dir)
+    junit = run_dir / JUNIT
+    try:
+        tree = ET.parse(junit)
+    except (OSError, ET.ParseError):
+        raise ReportError(f"{junit}: not a readable JUnit file") from None
+    root = tree.getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    if suite is None:
+        suite = ET.SubElement(root, "testsuite", name="kubeovn-conformance")
+    present = {str(tc.get("name")) for tc in root.iter("testcase")}
+    last, probed, meta = _read(run_dir)
+    added = _add_recorded(suite, last, probed, meta, present)
+    if added:
+        _count(suite)
+        _write(root, junit)
+    return added
 
 
 def mark_cut_off(junit: Path, reason: str, recorded: int, meta: dict[str, Any]) -> bool:
